@@ -1,0 +1,59 @@
+"""The ``emotion-edge`` command line.
+
+Each subcommand lives in its own module with two functions,
+``add_arguments(parser)`` and ``run(args) -> int``; this file only routes.
+Modules are imported when their command runs, so ``emotion-edge analyze`` on a
+Pi never imports the workstation (TensorFlow) code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import EmotionEdgeError
+
+# name -> (module, one-line help). Workstation commands live outside edge/.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "analyze": ("edge.commands.analyze", "find faces in images/videos and print their valence"),
+    "bench": ("edge.commands.bench", "per-stage timings and peak memory of the device path"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emotion-edge",
+        description="Facial-expression valence on the edge: int8 models, BlazeFace, MQTT events.",
+    )
+    parser.add_argument("--version", action="version", version=f"emotion-edge {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        # add_arguments is cheap: command modules import heavy things inside run().
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except EmotionEdgeError as exc:
+        print(f"emotion-edge {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
