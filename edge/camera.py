@@ -140,14 +140,15 @@ class CameraSupervisor:
                 self._set_status("reconnecting", f"cannot open: {exc}")
                 continue
             self._source = src
+            frames_before = self.frames
             self._generation += 1
             gen = self._generation
             self._reader_state[gen] = "running"
             self._last_activity = time.monotonic()
             reader = threading.Thread(target=self._read_loop, args=(src, gen), name=f"camera-reader-{gen}", daemon=True)
             reader.start()
-            outcome = self._watch(gen)
-            if outcome == "frames":
+            stalled = self._watch(gen)
+            if self.frames > frames_before:
                 delay = o.reconnect_min_s  # it worked for a while: start the backoff over
             self._close_source()
             reader.join(timeout=1.0)
@@ -156,34 +157,30 @@ class CameraSupervisor:
             state = self._reader_state.pop(gen, "")
             if self._stop.is_set():
                 break
-            if state == "eof" and o.stop_at_end:
+            if stalled:
+                self._set_status("reconnecting", f"no frame for {o.watchdog_s:g} s")
+            elif state == "eof" and o.stop_at_end:
                 self._set_status("ended")
                 self._ended.set()
                 with self._cond:
                     self._cond.notify_all()
                 return
-            if state == "eof":
+            elif state == "eof":
                 self._set_status("reconnecting", "the stream ended")
-            elif state.startswith("error"):
-                self._set_status("reconnecting", state[len("error: "):])
             else:
-                self._set_status("reconnecting", f"no frame for {o.watchdog_s:g} s")
+                self._set_status("reconnecting", state[len("error: "):] if state.startswith("error") else "the reader stopped")
         self._ended.set()
 
-    def _watch(self, gen: int) -> str:
-        """Wait while the reader is healthy; return why it stopped being so."""
-        got_any = False
+    def _watch(self, gen: int) -> bool:
+        """Wait while the reader is healthy; True if the watchdog fired (no frame for watchdog_s)."""
         while not self._stop.is_set():
-            state = self._reader_state.get(gen)
-            if state != "running":
-                return "frames" if got_any else "none"
-            if self.frames and self.status == "ok":
-                got_any = True
+            if self._reader_state.get(gen) != "running":
+                return False
             if time.monotonic() - self._last_activity > self.options.watchdog_s:
                 log.warning("camera: no frame for %.1f s", self.options.watchdog_s)
-                return "frames" if got_any else "none"
+                return True
             self._stop.wait(min(0.2, self.options.watchdog_s / 4))
-        return "stopped"
+        return False
 
     def _read_loop(self, src: SourceLike, gen: int) -> None:
         try:

@@ -39,6 +39,7 @@ class SystemdNotifier:
             return False
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+                s.setblocking(False)  # a full notify queue must never stall the frame loop
                 s.connect(self._addr)
                 s.sendall(message.encode())
             return True

@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         if not client.wait_connected(timeout=args.timeout or 10):
             print(f"emotion-edge subscribe: error: no broker at {args.mqtt}", file=sys.stderr)
             return 1
+        which = f"camera {args.camera}" if args.camera else "all cameras"
+        print(f"listening to {which} on {args.mqtt} (Ctrl-C to stop)", file=sys.stderr, flush=True)
         for m in client.messages(timeout=args.timeout):
             if args.json:
                 p = m.payload
