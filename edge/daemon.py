@@ -59,7 +59,8 @@ class EventPublisher:
         self.topics = topics
         self.model = model
         self.seq = 0
-        self.open_tracks: dict[int, str] = {}  # track id -> last published label
+        # Announced tracks (new sent, end not yet): the state is about these, so it agrees with the events.
+        self.open_tracks: dict[int, TrackState] = {}
         self._last_state_key: tuple | None = None
         self.last_state: State | None = None
 
@@ -67,7 +68,7 @@ class EventPublisher:
         """Publish one ``TrackEvent`` as an ``Event`` (QoS1); returns what was sent."""
         t = ev.track
         self.seq += 1
-        prev = self.open_tracks.get(t.id)
+        prev = self.open_tracks[t.id].label if t.id in self.open_tracks else None
         x, y, w, h = (min(1.0, max(0.0, float(v))) for v in t.box)
         msg = Event(
             type=ev.type,
@@ -87,15 +88,19 @@ class EventPublisher:
         if ev.type == "end":
             self.open_tracks.pop(t.id, None)
         else:
-            self.open_tracks[t.id] = t.label
+            self.open_tracks[t.id] = TrackState(id=t.id, label=t.label, score=msg.score)
         self.publisher.publish(self.topics.events, msg.to_json(), qos=1, key=self.seq)
         return msg
 
     def state(self, faces: list[Any], now: float, force: bool = False) -> State | None:
-        """Publish the retained state when the set of labels in view changed."""
-        shown = [f for f in faces if f.track_id in self.open_tracks]
+        """Publish the retained state when the announced tracks or their labels changed."""
+        for f in faces:
+            if f.track_id in self.open_tracks:
+                self.open_tracks[f.track_id] = TrackState(id=f.track_id, label=f.label, score=f.score)
+        shown = sorted(self.open_tracks.values(), key=lambda t: t.id)
         label, score = dominant(shown)
-        key = (label, tuple(sorted((f.track_id, f.label) for f in shown)))
+        # Coarse scores in the key: the confidence follows without a message per frame.
+        key = (label, tuple((t.id, t.label, round(t.score, 1)) for t in shown))
         if key == self._last_state_key and not force:
             return None
         self._last_state_key = key
@@ -104,7 +109,7 @@ class EventPublisher:
             label=label,
             faces=len(shown),
             score=score,
-            tracks=[TrackState(id=f.track_id, label=f.label, score=f.score) for f in shown],
+            tracks=shown,
             time=now,
         )
         self.last_state = st
@@ -289,7 +294,7 @@ class Daemon:
             self.out.event(ev)
             c.events += 1
         self.out.state(result.faces, ft)
-        self._faces_now = len([f for f in result.faces if f.track_id in self.out.open_tracks])
+        self._faces_now = len(self.out.open_tracks)
         if self.on_frame is not None:
             self.on_frame(frame, result)
 
@@ -298,7 +303,7 @@ class Daemon:
         try:
             for ev in self.pipeline.flush(now):
                 self.out.event(ev)
-            self.out.state([], now)
+            self.out.state([], now)  # every track ended: none
         except Exception:
             log.exception("daemon: flushing tracks failed")
         self.notifier.stopping()
