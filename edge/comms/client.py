@@ -52,7 +52,7 @@ class EventClient:
 
     def __init__(self, url: str = "mqtt://127.0.0.1:1883", *, camera: str | None = None, prefix: str = "emotion_edge",
                  kinds: tuple[str, ...] = KINDS, username: str | None = None, password: str | None = None,
-                 ca_file: Path | None = None, client_id: str | None = None) -> None:
+                 ca_file: Path | None = None, client_id: str | None = None, max_queue: int = 10_000) -> None:
         import paho.mqtt.client as mqtt
 
         u = urlparse(url)
@@ -60,7 +60,8 @@ class EventClient:
         tls = u.scheme in ("mqtts", "ssl") or ca_file is not None
         self.port = u.port or (8883 if tls else 1883)
         self._filters = [subscription(prefix, k, camera) for k in kinds]
-        self._queue: queue.Queue[Message] = queue.Queue(maxsize=10_000)
+        self._queue: queue.Queue[Message] = queue.Queue(maxsize=max_queue)  # 0: unbounded
+        self.dropped = 0
         self._connected = threading.Event()
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"emotion-edge-sub-{uuid.uuid4().hex[:8]}")
         if username:
@@ -124,7 +125,9 @@ class EventClient:
         try:
             self._queue.put_nowait(m)
         except queue.Full:
-            log.warning("subscribe: consumer too slow; dropping a message")
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning("subscribe: consumer too slow; %d message(s) dropped", self.dropped)
 
 
 def parse_payload(kind: str, data: bytes) -> Event | State | Stats | CameraStatus | str | None:
