@@ -26,6 +26,8 @@ class FrameLike(Protocol):
 
 
 class SourceLike(Protocol):
+    """``edge.sources.FrameSource`` as far as the supervisor needs it (``live`` and ``interrupt`` optional)."""
+
     def read(self) -> FrameLike | None: ...
 
     def close(self) -> None: ...
@@ -44,8 +46,10 @@ class CameraOptions:
     watchdog_s: float = 10.0
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 60.0
-    stop_at_end: bool = False  # a finite file/folder: its end ends the run
-    every_frame: bool = False  # hand over every frame (files) instead of only the newest (cameras)
+    # None = decided by the source's ``live`` flag: a file or folder (live=False) ends the run at its end
+    # and has every frame processed; a camera or stream (live=True) is reopened and only its newest frame counts.
+    stop_at_end: bool | None = None
+    every_frame: bool | None = None
 
 
 StatusCallback = Callable[[str, "str | None"], None]
@@ -72,6 +76,7 @@ class CameraSupervisor:
         self.reconnects = 0
         self.status = "starting"
         self.error: str | None = None
+        self._every_frame = bool(self.options.every_frame)
         self._monitor = threading.Thread(target=self._monitor_loop, name="camera-watchdog", daemon=True)
 
     # ------------------------------------------------------------ consumer side
@@ -116,11 +121,27 @@ class CameraSupervisor:
 
     def _close_source(self) -> None:
         src, self._source = self._source, None
-        if src is not None:
+        if src is None:
+            return
+        interrupt = getattr(src, "interrupt", None)
+        if interrupt is not None:
+            try:
+                interrupt()  # makes a blocked read() return, so close() can take the capture
+            except Exception as exc:
+                log.debug("interrupting the source failed: %s", exc)
+
+        def close() -> None:
             try:
                 src.close()
             except Exception as exc:  # closing a broken camera may itself fail
                 log.debug("closing the source failed: %s", exc)
+
+        # A driver stuck in read() can block close() too: never let it take the watchdog with it.
+        t = threading.Thread(target=close, name="camera-close", daemon=True)
+        t.start()
+        t.join(timeout=2.0)
+        if t.is_alive():
+            log.warning("camera: closing the source is stuck; abandoning it")
 
     def _monitor_loop(self) -> None:
         o = self.options
@@ -140,6 +161,9 @@ class CameraSupervisor:
                 self._set_status("reconnecting", f"cannot open: {exc}")
                 continue
             self._source = src
+            live = bool(getattr(src, "live", True))
+            stop_at_end = (not live) if o.stop_at_end is None else o.stop_at_end
+            self._every_frame = (not live) if o.every_frame is None else o.every_frame
             frames_before = self.frames
             self._generation += 1
             gen = self._generation
@@ -159,7 +183,7 @@ class CameraSupervisor:
                 break
             if stalled:
                 self._set_status("reconnecting", f"no frame for {o.watchdog_s:g} s")
-            elif state == "eof" and o.stop_at_end:
+            elif state == "eof" and stop_at_end:
                 self._set_status("ended")
                 self._ended.set()
                 with self._cond:
@@ -191,7 +215,7 @@ class CameraSupervisor:
                     return
                 now = time.time()
                 with self._cond:
-                    if self.options.every_frame:
+                    if self._every_frame:
                         while self._slot is not None and not self._stop.is_set():
                             self._cond.wait(0.2)
                     elif self._slot is not None:

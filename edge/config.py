@@ -51,10 +51,12 @@ class CameraConfig(_Model):
     reconnect_min_s: float = Field(1.0, gt=0, description="first delay before reopening a failed camera")
     reconnect_max_s: float = Field(60.0, gt=0, description="longest delay between camera reopen attempts (exponential backoff)")
     on_end: Literal["auto", "stop", "reopen"] = Field(
-        "auto", description="when the source ends: stop the daemon, or reopen it; auto = stop for local files/folders, reopen otherwise"
+        "auto", description="when the source ends: stop the daemon, or reopen it; auto = stop for files and folders, "
+                            "reopen for live cameras and streams"
     )
     every_frame: bool | None = Field(
-        None, description="process every frame instead of only the newest (default: true for local files/folders, false for cameras)"
+        None, description="process every frame instead of only the newest (default: true for files and folders, "
+                          "false for live cameras and streams)"
     )
 
     @model_validator(mode="after")
@@ -64,18 +66,9 @@ class CameraConfig(_Model):
         return self
 
     @property
-    def is_local_media(self) -> bool:
-        """A file or folder on disk (finite), as opposed to a live camera or stream."""
-        p = Path(self.source)
-        return "://" not in self.source and not self.source.startswith("/dev/") and (p.is_file() or p.is_dir())
-
-    @property
-    def stop_at_end(self) -> bool:
-        return self.on_end == "stop" or (self.on_end == "auto" and self.is_local_media)
-
-    @property
-    def process_every_frame(self) -> bool:
-        return self.is_local_media if self.every_frame is None else self.every_frame
+    def stop_at_end(self) -> bool | None:
+        """True/False when configured; None (auto) lets the source decide (files end the run, cameras reopen)."""
+        return None if self.on_end == "auto" else self.on_end == "stop"
 
 
 class TLSConfig(_Model):

@@ -226,7 +226,7 @@ class Daemon:
         self.camera = CameraSupervisor(
             source_factory or source_factory_for(cfg),
             CameraOptions(watchdog_s=c.watchdog_s, reconnect_min_s=c.reconnect_min_s, reconnect_max_s=c.reconnect_max_s,
-                          stop_at_end=c.stop_at_end, every_frame=c.process_every_frame),
+                          stop_at_end=c.stop_at_end, every_frame=c.every_frame),
             on_status=self._camera_status,
         )
         self._last_error_log = 0.0

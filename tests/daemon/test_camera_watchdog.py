@@ -57,6 +57,8 @@ def test_supervisor_reopens_after_open_failure_and_stall() -> None:
 
 def test_finite_source_end_stops_and_live_source_end_reopens() -> None:
     class Short:
+        live = True
+
         def __init__(self) -> None:
             self.n = 3
 
@@ -67,7 +69,10 @@ def test_finite_source_end_stops_and_live_source_end_reopens() -> None:
         def close(self) -> None:
             pass
 
-    sup = CameraSupervisor(Short, CameraOptions(stop_at_end=True, every_frame=True))
+    class File(Short):
+        live = False  # what edge.sources says of a file or folder
+
+    sup = CameraSupervisor(File, CameraOptions())  # auto: a file ends the run and every frame is kept
     sup.start()
     frames = []
     while not sup.ended:
@@ -77,7 +82,7 @@ def test_finite_source_end_stops_and_live_source_end_reopens() -> None:
     sup.close()
     assert len(frames) == 3 and sup.status == "ended"
 
-    live = CameraSupervisor(Short, CameraOptions(stop_at_end=False, every_frame=True, reconnect_min_s=0.01))
+    live = CameraSupervisor(Short, CameraOptions(every_frame=True, reconnect_min_s=0.01))  # auto: a stream is reopened
     live.start()
     n = 0
     while n < 7:

@@ -27,7 +27,7 @@ def test_three_line_config_gets_working_defaults() -> None:
     assert cfg.mqtt.host == "127.0.0.1" and cfg.mqtt.port == 1883 and not cfg.mqtt.use_tls
     assert cfg.mqtt.prefix == "emotion_edge" and cfg.homeassistant.discovery
     assert cfg.liveview.enabled is False and cfg.liveview.host == "127.0.0.1"
-    assert not cfg.camera.stop_at_end and not cfg.camera.process_every_frame  # a live stream: newest frame only
+    assert cfg.camera.stop_at_end is None and cfg.camera.every_frame is None  # decided by the source (live or file)
 
 
 def test_typo_key_names_the_key_the_line_and_a_suggestion(tmp_path: Path) -> None:
