@@ -161,8 +161,7 @@ class LocalBroker:
         self.port = free_port()
         self._dir = tempfile.TemporaryDirectory(prefix="emotion-edge-demo-")
         conf = Path(self._dir.name) / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                        f"log_dest file {self._dir.name}/mosquitto.log\n")
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\nlog_dest stderr\n")
         self._conf = conf
         self.proc: subprocess.Popen | None = None
 
@@ -171,12 +170,13 @@ class LocalBroker:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def __enter__(self) -> "LocalBroker":
-        self.proc = subprocess.Popen([self.exe, "-c", str(self._conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        with open(Path(self._dir.name) / "mosquitto.log", "ab") as log_file:
+            self.proc = subprocess.Popen([self.exe, "-c", str(self._conf)], stdout=log_file, stderr=log_file)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ConfigError(f"mosquitto exited at start (code {self.proc.returncode}); see {self._dir.name}")
+                tail = (Path(self._dir.name) / "mosquitto.log").read_text(errors="replace").strip().splitlines()[-1:]
+                raise ConfigError(f"mosquitto exited at start (code {self.proc.returncode}): {' '.join(tail)}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return self

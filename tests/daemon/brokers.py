@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -52,8 +53,12 @@ class Broker:
         self.port = _free_port()
         self.workdir = workdir
         self.conf = workdir / "mosquitto.conf"
-        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", f"log_dest file {workdir / 'mosquitto.log'}",
+        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "log_dest stderr",
                  "log_type error", "log_type warning", "log_type notice", "max_queued_messages 100000"]
+        if os.geteuid() == 0:
+            # As root, mosquitto would switch to user "mosquitto", which cannot read pytest's private
+            # temp dirs (password file, certificates, persistence).
+            lines.append("user root")
         if persistence:
             lines += ["persistence true", f"persistence_location {workdir}/", "autosave_interval 1"]
         self.conf.write_text("\n".join(lines) + "\n")
@@ -64,8 +69,13 @@ class Broker:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_port(self.port, up=True)
+        log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - the child keeps it
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log)
+        log.close()
+        try:
+            _wait_port(self.port, up=True)
+        except TimeoutError:
+            raise TimeoutError((self.workdir / "mosquitto.log").read_text()[-2000:]) from None
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
