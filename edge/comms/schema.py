@@ -20,7 +20,8 @@ EventType = Literal["new", "update", "end"]
 
 class _Wire(BaseModel):
     # Tolerant when parsing what others (older/newer daemons) send: unknown keys are ignored.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Every key is always sent (null when empty), so the published schema marks them all required.
+    model_config = ConfigDict(extra="ignore", frozen=True, json_schema_serialization_defaults_required=True)
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=False)
@@ -122,5 +123,5 @@ WIRE_MODELS: dict[str, type[_Wire]] = {"events": Event, "state": State, "stats":
 
 def json_schemas() -> dict[str, dict]:
     """JSON Schema of each payload, keyed by topic leaf."""
-    return {leaf: model.model_json_schema() for leaf, model in WIRE_MODELS.items()}
+    return {leaf: model.model_json_schema(mode="serialization") for leaf, model in WIRE_MODELS.items()}
 
