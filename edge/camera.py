@@ -100,14 +100,14 @@ class CameraSupervisor:
                 self._cond.notify_all()  # an every_frame reader waits for the slot to empty
             return g
 
-    def close(self) -> None:
-        """Stop the threads and close the source (safe to call twice)."""
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop the threads and close the source, waiting at most about ``timeout`` s (safe to call twice)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        self._close_source()
+        self._close_source(timeout)
         if self._monitor.is_alive() and threading.current_thread() is not self._monitor:
-            self._monitor.join(timeout=1.0)
+            self._monitor.join(timeout=timeout)
 
     # ------------------------------------------------------------ internals
 
@@ -119,7 +119,7 @@ class CameraSupervisor:
             except Exception:  # the callback publishes; it must not stop the watchdog
                 log.exception("camera status callback failed")
 
-    def _close_source(self) -> None:
+    def _close_source(self, timeout: float = 2.0) -> None:
         src, self._source = self._source, None
         if src is None:
             return
@@ -139,7 +139,7 @@ class CameraSupervisor:
         # A driver stuck in read() can block close() too: never let it take the watchdog with it.
         t = threading.Thread(target=close, name="camera-close", daemon=True)
         t.start()
-        t.join(timeout=2.0)
+        t.join(timeout=timeout)
         if t.is_alive():
             log.warning("camera: closing the source is stuck; abandoning it")
 

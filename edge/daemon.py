@@ -310,7 +310,9 @@ class Daemon:
         except Exception:
             log.exception("daemon: flushing tracks failed")
         self.notifier.stopping()
-        self.camera.close()
+        # Release the camera promptly (a restarted service needs the device) but never wait long for a stuck
+        # driver: its threads are daemon threads, and the stop budget is 2 s.
+        self.camera.close(timeout=0.3)
         self._publish_stats()
         self.out.availability(False)
         self.publisher.stop(timeout=1.0)

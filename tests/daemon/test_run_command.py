@@ -24,7 +24,7 @@ def _have_sources() -> bool:
     return True
 
 
-pytestmark = pytest.mark.skipif(not _have_sources(), reason="edge.sources (frame sources) is not in this checkout yet")
+needs_sources = pytest.mark.skipif(not _have_sources(), reason="edge.sources (frame sources) is not in this checkout yet")
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,7 @@ def clip_file(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return out
 
 
+@needs_sources
 def test_run_on_a_video_file_publishes_events_and_exits_at_its_end(broker: Broker, tiny_bundle: Path,
                                                                    clip_file: Path, tmp_path: Path) -> None:
     rec = Recorder(broker.port, ["emotion_edge/filecam/#"])
@@ -64,6 +65,7 @@ def test_run_on_a_video_file_publishes_events_and_exits_at_its_end(broker: Broke
     rec.close()
 
 
+@needs_sources
 def test_run_flags_without_a_config_file(broker: Broker, tiny_bundle: Path, clip_file: Path) -> None:
     rec = Recorder(broker.port, ["emotion_edge/+/events"])
     proc = subprocess.run([sys.executable, "-m", "edge", "run", "--source", str(clip_file), "--bundle", str(tiny_bundle),
