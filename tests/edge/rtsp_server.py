@@ -5,8 +5,9 @@ gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-base, gstreamer1.0-plugins-good
 
     /usr/bin/python3 tests/edge/rtsp_server.py PORT [MOUNT]
 
-It serves Motion-JPEG over RTP (plays over TCP or UDP) at
-``rtsp://127.0.0.1:PORT/MOUNT`` and prints ``ready`` when it listens.
+It serves Motion-JPEG over RTP at ``rtsp://127.0.0.1:PORT/MOUNT``, over TCP
+only (so a client that asks for UDP fails: the tests prove we ask for TCP), and
+prints ``ready`` when it listens.
 FFmpeg alone cannot do this: its RTSP listen mode only receives a pushed stream.
 """
 
@@ -16,8 +17,9 @@ import sys
 import gi
 
 gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 PIPELINE = (
     "( videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width=320,height=240,framerate=15/1 "
@@ -35,6 +37,7 @@ def main() -> int:
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(PIPELINE)
     factory.set_shared(True)
+    factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
     server.get_mount_points().add_factory(mount, factory)
     if server.attach(None) == 0:
         print(f"cannot listen on 127.0.0.1:{port}", file=sys.stderr, flush=True)
