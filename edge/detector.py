@@ -15,11 +15,10 @@ small to survive the 128-pixel letterbox (a person standing across the room).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import math
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -283,7 +282,8 @@ class FaceDetector:
         t1 = time.perf_counter()
         outs = self._model.run(self._buf)
         t2 = time.perf_counter()
-        boxes, kps, scores = decode(outs[self._reg_idx], outs[self._cls_idx], self._anchors, self.options.score_threshold)
+        threshold = self.options.score_threshold
+        boxes, kps, scores = decode(outs[self._reg_idx], outs[self._cls_idx], self._anchors, threshold)
         boxes = (boxes - np.array([px, py, px, py], np.float32)) / scale
         kps = (kps - np.array([px, py], np.float32)) / scale
         if timings is not None:

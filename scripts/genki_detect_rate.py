@@ -21,11 +21,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
+    from dataclasses import replace
+
     import cv2
 
     from edge.assets import find_blazeface
-    from dataclasses import replace
-
     from edge.detector import DetectorOptions, FaceDetector, still_image_options
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -67,7 +67,8 @@ def main() -> int:
                 failures.append((f.name, n))
     dt = time.perf_counter() - t0
     total = len(files)
-    print(f"options: score_threshold={opts.score_threshold} zoom_on_miss={opts.zoom_on_miss} max_inside={opts.max_inside}")
+    print(f"options: score_threshold={opts.score_threshold} zoom_on_miss={opts.zoom_on_miss} "
+          f"max_inside={opts.max_inside}")
     print(f"files: {total}  exactly one face: {counts[1]} ({100.0 * counts[1] / total:.2f}%)")
     print("faces per file: " + ", ".join(f"{k if k >= 0 else 'unreadable'}: {v}" for k, v in sorted(counts.items())))
     print(f"time: {dt:.1f} s ({1e3 * dt / total:.2f} ms per file, decode included)")

@@ -32,7 +32,9 @@ def open_path(spec: str, *, config_key: str = "camera.source", realtime: bool = 
     if path.is_dir():
         return ImageFolderSource(path, config_key=config_key)
     if not path.exists():
-        raise SourceError(f"{config_key}: {path} does not exist (expected a video file, an image or a folder of images)")
+        raise SourceError(
+            f"{config_key}: {path} does not exist (expected a video file, an image or a folder of images)"
+        )
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageFolderSource(path, config_key=config_key)
     return VideoFileSource(path, config_key=config_key, realtime=realtime)

@@ -98,7 +98,9 @@ class Picamera2Source(BaseSource):
                 return module.Picamera2(camera)
             except (IndexError, RuntimeError, OSError) as exc:
                 if isinstance(exc, IndexError):
-                    raise SourceError(f"{config_key}: no Pi camera number {camera} (is it connected and enabled?)") from None
+                    raise SourceError(
+                        f"{config_key}: no Pi camera number {camera} (is it connected and enabled?)"
+                    ) from None
                 if not _is_busy(exc) or attempt == retries:
                     hint = (" another process holds the camera (stop it, or `sudo fuser -v /dev/media*`)"
                             if _is_busy(exc) else "")

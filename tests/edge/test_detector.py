@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from edge.detector import (
-    INPUT_SIZE,
     DetectorOptions,
     FaceDetector,
     decode,

@@ -14,8 +14,16 @@ import numpy as np
 import pytest
 
 from edge.errors import SourceError
-from edge.sources import Frame, FrameSource, LatestFrameReader, SourceStats, SourceType, open_source, register_source
-from edge.sources import registry
+from edge.sources import (
+    Frame,
+    FrameSource,
+    LatestFrameReader,
+    SourceStats,
+    SourceType,
+    open_source,
+    register_source,
+    registry,
+)
 from edge.sources.base import BaseSource
 from edge.sources.capture import Backoff
 from edge.sources.stream import ffmpeg_options, redact
