@@ -59,6 +59,7 @@ class CaptureSource(BaseSource):
         self._backoff = Backoff(backoff_initial, backoff_max)
         self._cap: cv2.VideoCapture | None = None
         self._ever_opened = False
+        self._ended = False  # one-shot stream that ended: never reopened
         self.connected = False
         try:
             self._connect()
@@ -86,7 +87,7 @@ class CaptureSource(BaseSource):
         return not self._stop.wait(delay)
 
     def _grab(self) -> tuple[np.ndarray, float | None] | None:
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self._ended:
             if self._cap is None:
                 try:
                     self._connect()
@@ -104,6 +105,7 @@ class CaptureSource(BaseSource):
             self._drop_capture()
             if not self.reconnect:
                 log.info("%s: stream ended", self.name)
+                self._ended = True
                 return None
             if not self._wait("no frame (stream lost or read timeout)"):
                 return None

@@ -45,7 +45,8 @@ class SourceType:
         return getattr(importlib.import_module(module), attr)
 
 
-_V4L2_RE = re.compile(r"^(/dev/video\d+|\d+|v4l2:.+)$")
+# /dev/v4l/by-id/... names stay the same across reboots and USB ports.
+_V4L2_RE = re.compile(r"^(/dev/video\d+|/dev/v4l/.+|\d+|v4l2:.+)$")
 _REGISTRY: list[SourceType] = [
     SourceType(
         "stream",

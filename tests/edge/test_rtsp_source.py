@@ -140,6 +140,8 @@ def test_rtsp_goes_over_tcp_and_a_one_shot_stream_ends_with_none(rtsp_server) ->
         deadline = time.monotonic() + WAIT
         while source.read() is not None:  # buffered frames drain, then the end
             assert time.monotonic() < deadline, "stream did not end after its server died"
+        server.start()
+        assert source.read() is None  # one-shot: an ended stream stays ended
         assert source.stats().reconnects == 0
 
 

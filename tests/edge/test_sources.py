@@ -169,6 +169,8 @@ def test_v4l2_specs_and_a_missing_device() -> None:
     assert parse_device("v4l2:/dev/video1") == "/dev/video1"
     assert [k.name for k in registry.source_types() if k.accepts("/dev/video0")][0] == "v4l2"
     assert [k.name for k in registry.source_types() if k.accepts("3")][0] == "v4l2"
+    by_id = "/dev/v4l/by-id/usb-Logitech_C920-video-index0"
+    assert [k.name for k in registry.source_types() if k.accepts(by_id)][0] == "v4l2"
     with pytest.raises(SourceError, match="cannot open camera '/dev/video97'.*v4l2-ctl"):
         open_source("/dev/video97")
     with pytest.raises(SourceError, match="fourcc"):
