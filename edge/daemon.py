@@ -187,11 +187,39 @@ def build_pipeline(cfg: EdgeConfig) -> PipelineLike:
     return Pipeline.from_bundle(m.bundle, opts)
 
 
+def check_source(cfg: EdgeConfig) -> None:
+    """Fail at start on what no retry can fix: a spec no source type accepts, an unknown option, a missing file.
+
+    A camera that is merely unreachable is not an error here: the watchdog retries it forever.
+    """
+    import inspect
+    from pathlib import Path
+
+    from .errors import ConfigError
+    from .sources import source_types
+
+    spec = cfg.camera.source.strip()
+    kind = next((k for k in source_types() if k.accepts(spec)), None)
+    if kind is None:
+        examples = "; ".join(f"{k.name}: {k.example}" for k in source_types() if k.example)
+        raise ConfigError(f"camera.source: no source type accepts {spec!r}; examples: {examples}")
+    params = inspect.signature(kind.load()).parameters
+    allowed = sorted(p for p, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY and p != "config_key")
+    unknown = sorted(set(cfg.camera.options) - set(allowed))
+    if unknown:
+        raise ConfigError(f"camera.options: unknown option(s) {', '.join(unknown)} for a {kind.name} source; "
+                          f"it takes: {', '.join(allowed) or 'no options'}")
+    if kind.name == "file":
+        path = Path(spec.removeprefix("file://"))
+        if not path.exists():
+            raise ConfigError(f"camera.source: no such file or folder: {path}")
+
+
 def source_factory_for(cfg: EdgeConfig) -> Callable[[], SourceLike]:
     """Opens the configured source through ``edge.sources.open_source`` (imported lazily)."""
 
     def factory() -> SourceLike:
-        from .sources import open_source  # type: ignore[attr-defined]
+        from .sources import open_source
 
         return open_source(cfg.camera.source, **cfg.camera.options)
 
@@ -215,6 +243,8 @@ class Daemon:
         self.cfg = cfg
         self.stop = stop or threading.Event()
         self.topics = topics_for(cfg)
+        if source_factory is None:
+            check_source(cfg)  # before loading the model: config mistakes surface first
         self.pipeline = pipeline if pipeline is not None else build_pipeline(cfg)
         self.publisher = publisher if publisher is not None else build_publisher(cfg)
         self.out = EventPublisher(self.publisher, self.topics, self.pipeline.bundle_id)

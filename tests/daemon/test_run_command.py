@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,51 @@ def test_run_without_source_or_config_is_one_clear_error() -> None:
     proc = subprocess.run([sys.executable, "-m", "edge", "run"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "give --config FILE, or at least --source" in proc.stderr
+
+
+@needs_sources
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--source", "/no/such/clip.mp4"], "camera.source: no such file or folder: /no/such/clip.mp4"),
+    (["--source", "gopher://cam"], "camera.source: no source type accepts 'gopher://cam'"),
+])
+def test_run_refuses_what_no_retry_can_fix(args: list[str], needle: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "edge", "run", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert needle in proc.stderr
+
+
+@needs_sources
+def test_unknown_source_option_names_the_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "edge.yaml"
+    cfg.write_text("camera:\n  id: c\n  source: rtsp://127.0.0.1:9/x\n  options:\n    fsp: 10\n")
+    proc = subprocess.run([sys.executable, "-m", "edge", "run", "--config", str(cfg)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "camera.options: unknown option(s) fsp for a stream source" in proc.stderr
+
+
+@needs_sources
+def test_unreachable_camera_is_retried_and_reported_not_fatal(broker: Broker, tiny_bundle: Path) -> None:
+    import signal
+    import socket
+
+    with socket.socket() as s:  # a port with nothing listening: connection refused
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    rec = Recorder(broker.port, ["emotion_edge/door/camera"])
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--source", f"rtsp://127.0.0.1:{dead}/stream",
+                             "--camera-id", "door", "--bundle", str(tiny_bundle), "--mqtt", broker.url], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert rec.wait_for(lambda: any(json.loads(p)["status"] == "reconnecting" for p in rec.payloads("/camera")),
+                            timeout=60)
+        time.sleep(1.5)  # let it fail and retry at least once more
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        rec.close()
+    last = json.loads(rec.payloads("/camera")[-1])
+    assert "cannot open" in last["error"]
