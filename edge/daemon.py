@@ -276,8 +276,12 @@ class Daemon:
             self.publisher.subscribe(self.topics.ha_status, self._on_ha_status)
         self.publisher.start()
         wait = getattr(self.publisher, "wait_connected", None)
-        if wait is not None and cfg.mqtt.connect_wait_s and not wait(cfg.mqtt.connect_wait_s):
-            log.warning("daemon: broker %s not reachable yet; running anyway (events are queued)", cfg.mqtt.url)
+        if wait is not None and cfg.mqtt.connect_wait_s:
+            deadline = time.monotonic() + cfg.mqtt.connect_wait_s
+            while not wait(0.1) and time.monotonic() < deadline and not self.stop.is_set():
+                pass
+            if not wait(0):
+                log.warning("daemon: broker %s not reachable yet; running anyway (events are queued)", cfg.mqtt.url)
         self.camera.start()
         self.notifier.ready(f"camera {cfg.camera.id}: running")
         log.info("daemon: camera %s running (model %s)", cfg.camera.id, self.pipeline.bundle_id)

@@ -165,7 +165,11 @@ class MqttPublisher:
         self._stopping.set()
         self._replay.set()
         self._client.disconnect()
-        self._client.loop_stop()
+        # loop_stop() joins paho's thread, which can sit in a TCP connect to a black-holed broker for
+        # seconds; it is a daemon thread, so bound the wait and let the process exit regardless.
+        stopper = threading.Thread(target=self._client.loop_stop, name="mqtt-stop", daemon=True)
+        stopper.start()
+        stopper.join(timeout=max(0.2, deadline - time.monotonic() + 0.5))
         self._reconcile()
 
     # ------------------------------------------------------------ publishing

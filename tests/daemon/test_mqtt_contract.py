@@ -197,3 +197,25 @@ def test_sigterm_ends_open_tracks_goes_offline_and_exits_zero(broker: Broker) ->
     assert [e["type"] for e in evs] == ["new", "end"]
     assert json.loads(rec.payloads("/state")[-1])["label"] == "none"
     rec.close()
+
+
+def test_sigterm_while_the_broker_is_down_still_exits_zero() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = _spawn(port, "face")
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # SIGTERM while the daemon waits for the broker at start
+            if "MQTT: connecting" in line:
+                break
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    print(f"\nSIGTERM with no broker -> exit in {time.monotonic() - t0:.2f} s")
+    assert rc == 0
