@@ -219,3 +219,33 @@ def test_sigterm_while_the_broker_is_down_still_exits_zero() -> None:
             proc.kill()
     print(f"\nSIGTERM with no broker -> exit in {time.monotonic() - t0:.2f} s")
     assert rc == 0
+
+
+def test_queue_overflow_during_an_outage_is_counted_never_silent(tmp_path: Path) -> None:
+    from daemon.brokers import MOSQUITTO
+
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto is not installed")
+    broker = Broker(tmp_path)
+    stop = threading.Event()
+    cfg = make_config(broker.port, queue_size=10, connect_wait_s=0)
+    d = Daemon(cfg, pipeline=scripted_pipeline(), stop=stop,
+               source_factory=lambda: ListSource(cycling_frames(2), fps=300, loop=True))
+    th = threading.Thread(target=d.run)
+    th.start()
+    try:
+        assert wait_for(lambda: d.out.seq > 60)  # far more events than the queue holds, broker down
+        broker.start()
+        rec = Recorder(broker.port, ["emotion_edge/cam1/events", "emotion_edge/cam1/stats"])
+        assert d.publisher.wait_connected(10)
+        assert rec.wait_for(lambda: any(json.loads(p)["events_dropped"] > 0 for p in rec.payloads("/stats")))
+    finally:
+        stop.set()
+        th.join(timeout=10)
+        broker.stop()
+    c = d.publisher.counters
+    sent = d.out.seq
+    assert c.dropped > 0
+    # Every event is accounted for: acknowledged by the broker, or counted as dropped.
+    assert c.published + c.dropped == sent
+    rec.close()
