@@ -24,7 +24,15 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError
 
@@ -60,7 +68,7 @@ class CameraConfig(_Model):
     )
 
     @model_validator(mode="after")
-    def _backoff_order(self) -> "CameraConfig":
+    def _backoff_order(self) -> CameraConfig:
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
         return self
@@ -80,7 +88,7 @@ class TLSConfig(_Model):
     insecure: bool = Field(False, description="skip hostname verification (testing only; never in production)")
 
     @model_validator(mode="after")
-    def _pair(self) -> "TLSConfig":
+    def _pair(self) -> TLSConfig:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together: set both or neither")
         return self

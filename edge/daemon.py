@@ -12,8 +12,9 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from . import __version__
 from .camera import CameraOptions, CameraSupervisor, SourceLike

@@ -96,7 +96,9 @@ def synthesise_clip(photos: list[np.ndarray], faces: list[tuple[float, float, fl
         m = _placement(photos[i], faces[i], face_w, center, zoom)
         return cv2.warpAffine(photos[i], m, (w, h), borderMode=cv2.BORDER_CONSTANT, borderValue=(100, 100, 100))
 
-    n = lambda seconds: max(1, int(round(seconds * fps)))  # noqa: E731
+    def n(seconds: float) -> int:
+        return max(1, round(seconds * fps))
+
     frames = [bg.copy() for _ in range(n(0.6))]
     hold = n(3.0)
     for k in range(hold):
@@ -169,7 +171,7 @@ class LocalBroker:
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "LocalBroker":
+    def __enter__(self) -> LocalBroker:
         with open(Path(self._dir.name) / "mosquitto.log", "ab") as log_file:
             self.proc = subprocess.Popen([self.exe, "-c", str(self._conf)], stdout=log_file, stderr=log_file)
         deadline = time.monotonic() + 10
@@ -194,7 +196,7 @@ class LocalBroker:
         self._dir.cleanup()
 
 
-def face_boxes(detector, photos: list[np.ndarray], paths: list[Path]) -> list[tuple[float, float, float, float]]:  # noqa: ANN001
+def face_boxes(detector, photos: list[np.ndarray], paths: list[Path]) -> list[tuple[float, float, float, float]]:
     """The largest face in each photo (pixels); an error names a photo without one."""
     boxes = []
     for img, p in zip(photos, paths):

@@ -73,7 +73,7 @@ class LiveView:
             def log_message(self, fmt: str, *args: Any) -> None:
                 log.debug("liveview: " + fmt, *args)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 if self.path in ("/", "/index.html"):
                     self._send(PAGE, "text/html; charset=utf-8")
                 elif self.path.startswith("/snapshot.jpg"):

@@ -27,12 +27,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.comms.client import EventClient  # noqa: E402
-from edge.config import validate_config  # noqa: E402
-from edge.daemon import Daemon, build_pipeline  # noqa: E402
-from edge.demo import LocalBroker, face_boxes, load_photos  # noqa: E402
-from edge.pipeline import FrameResult  # noqa: E402
-from edge.tracking import Track, TrackEvent  # noqa: E402
+from edge.comms.client import EventClient
+from edge.config import validate_config
+from edge.daemon import Daemon, build_pipeline
+from edge.demo import LocalBroker, face_boxes, load_photos
+from edge.pipeline import FrameResult
+from edge.tracking import Track, TrackEvent
 
 
 class _Frame:
@@ -83,7 +83,7 @@ class StubPipeline:
         pass
 
 
-def run_daemon(cfg, pipeline, frames, fps, seconds, camera):  # noqa: ANN001, ANN201
+def run_daemon(cfg, pipeline, frames, fps, seconds, camera):
     """Run the daemon for ``seconds`` with a subscriber; return (daemon, received messages, wall seconds)."""
     stop = threading.Event()
     with EventClient(cfg.mqtt.url, camera=camera, kinds=("events",), max_queue=0) as client:
@@ -101,7 +101,7 @@ def run_daemon(cfg, pipeline, frames, fps, seconds, camera):  # noqa: ANN001, AN
     return d, received, wall
 
 
-def config(url: str, camera: str, **tracker: object):  # noqa: ANN201
+def config(url: str, camera: str, **tracker: object):
     return validate_config({"camera": {"id": camera, "source": "bench", "every_frame": True},
                             "mqtt": {"url": url, "queue_size": 100000, "stats_interval_s": 3600},
                             "tracker": tracker, "homeassistant": {"discovery": False}}, "bench")

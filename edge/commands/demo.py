@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if events else 1
 
 
-def _write_clip(clip, path: Path) -> None:  # noqa: ANN001
+def _write_clip(clip, path: Path) -> None:
     import cv2
 
     h, w = clip.frames[0].shape[:2]

@@ -34,7 +34,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return o
 
 
-def load(args: argparse.Namespace):  # noqa: ANN201
+def load(args: argparse.Namespace):
     from ..config import config_from_options, load_config
     from ..errors import ConfigError
 

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, help="exit after this many events")
 
 
-def format_message(m) -> str:  # noqa: ANN001
+def format_message(m) -> str:
     """One readable line per message."""
     import datetime as dt
 

@@ -20,9 +20,9 @@ import ssl
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlparse
 
 from pydantic import ValidationError
@@ -72,7 +72,7 @@ class EventClient:
         c.on_message = self._on_message
         self._client = c
 
-    def __enter__(self) -> "EventClient":
+    def __enter__(self) -> EventClient:
         self.start()
         return self
 
@@ -105,7 +105,7 @@ class EventClient:
             if isinstance(m.payload, Event):
                 yield m.payload
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("subscribe: broker refused the connection: %s", reason_code)
             return
@@ -113,7 +113,7 @@ class EventClient:
             client.subscribe(f, qos=1)
         self._connected.set()
 
-    def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, msg) -> None:
         where = parse_topic(self.prefix, msg.topic)
         if where is None:
             return

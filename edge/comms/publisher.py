@@ -20,9 +20,10 @@ import logging
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from pydantic import SecretStr
 
@@ -198,7 +199,7 @@ class MqttPublisher:
             return False
         return True
 
-    def _send(self, topic: str, data: bytes, qos: int, retain: bool, key: object = None):  # noqa: ANN202
+    def _send(self, topic: str, data: bytes, qos: int, retain: bool, key: object = None):
         info = self._client.publish(topic, data, qos=qos, retain=retain)
         if qos > 0 and info.rc != self._mqtt.MQTT_ERR_QUEUE_SIZE:
             with self._lock:
@@ -231,7 +232,7 @@ class MqttPublisher:
 
     # ------------------------------------------------------------ paho callbacks (network thread)
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             now = time.monotonic()
             if now - self._last_err_log > 30:
@@ -253,10 +254,10 @@ class MqttPublisher:
             client.subscribe(topic, qos=1)
         self._replay.set()
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._acked.append(mid)  # matched to its key in _reconcile (no lock in paho's thread)
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was = self._connected.is_set()
         self._connected.clear()
         if was:
@@ -264,7 +265,7 @@ class MqttPublisher:
             if not self._stopping.is_set():
                 log.warning("MQTT: lost the broker (%s); reconnecting with backoff", reason_code)
 
-    def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, msg) -> None:
         import paho.mqtt.client as mqtt
 
         for pattern, cb in list(self._subs.items()):

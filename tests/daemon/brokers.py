@@ -9,9 +9,6 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
-
-import pytest
 
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 
@@ -36,7 +33,7 @@ def _wait_port(port: int, up: bool, timeout: float = 10.0) -> None:
     raise TimeoutError(f"mosquitto on port {port} did not come {'up' if up else 'down'}")
 
 
-def wait_for(predicate, timeout: float = 15.0) -> bool:  # noqa: ANN001
+def wait_for(predicate, timeout: float = 15.0) -> bool:
     """Poll ``predicate`` until true or ``timeout`` s (a sync point, not a timing assertion)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -103,14 +100,14 @@ class Recorder:
         self.client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)  # type: ignore[arg-type]
         self.topics = topics
 
-        def on_connect(client, userdata, flags, rc, props):  # noqa: ANN001
+        def on_connect(client, userdata, flags, rc, props):
             for t in topics:
                 client.subscribe(t, qos=1)
 
-        def on_subscribe(client, userdata, mid, rcs, props):  # noqa: ANN001
+        def on_subscribe(client, userdata, mid, rcs, props):
             self.subscribed.set()
 
-        def on_message(client, userdata, msg):  # noqa: ANN001
+        def on_message(client, userdata, msg):
             with self.lock:
                 self.messages.append((msg.topic, msg.payload, bool(msg.retain)))
 
@@ -125,7 +122,7 @@ class Recorder:
         with self.lock:
             return [p for t, p, _ in self.messages if t.endswith(suffix)]
 
-    def wait_for(self, predicate, timeout: float = 15.0) -> bool:  # noqa: ANN001
+    def wait_for(self, predicate, timeout: float = 15.0) -> bool:
         return wait_for(predicate, timeout)
 
     def close(self) -> None:

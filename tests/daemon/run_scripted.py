@@ -11,6 +11,7 @@ import sys
 import threading
 
 from daemon.scripted import ListSource, cycling_frames, frame_for, scripted_pipeline
+
 from edge.config import validate_config
 from edge.daemon import Daemon
 

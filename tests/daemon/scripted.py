@@ -63,7 +63,7 @@ class ScriptedClassifier:
     def valence_probabilities(self, probs: np.ndarray) -> np.ndarray:
         return probs
 
-    def to_prediction(self, p: np.ndarray):  # noqa: ANN201
+    def to_prediction(self, p: np.ndarray):
         return make_prediction(p, 0.0, dict(zip(self.classes, p.tolist())))
 
     def close(self) -> None:

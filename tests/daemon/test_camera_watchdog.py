@@ -7,6 +7,7 @@ import threading
 
 from daemon.brokers import Broker, Recorder, wait_for
 from daemon.scripted import Frame, frame_for, scripted_pipeline
+
 from edge.camera import CameraOptions, CameraSupervisor
 from edge.config import validate_config
 from edge.daemon import Daemon
@@ -62,7 +63,7 @@ def test_finite_source_end_stops_and_live_source_end_reopens() -> None:
         def __init__(self) -> None:
             self.n = 3
 
-        def read(self):  # noqa: ANN202
+        def read(self):
             self.n -= 1
             return Frame(frame_for(True), 0.0, self.n) if self.n >= 0 else None
 

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import EdgeConfig, config_schema, load_config, parse_config, resolve_credentials
+from edge.config import (
+    EdgeConfig,
+    config_schema,
+    load_config,
+    parse_config,
+    resolve_credentials,
+)
 from edge.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from daemon.brokers import MOSQUITTO
+
 from edge.demo import packaged_photos, synthesise_clip
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,9 +6,9 @@ import json
 import threading
 
 import pytest
-
 from daemon.brokers import Broker, Recorder, wait_for
 from daemon.scripted import ListSource, frame_for, scripted_pipeline
+
 from edge import __version__
 from edge.comms.discovery import discovery_payload
 from edge.comms.topics import Topics
@@ -85,7 +85,7 @@ def test_discovery_is_retained_and_resent_when_home_assistant_comes_online(broke
         assert wait_for(lambda: d.publisher.counters.replays >= 1)
         rec = Recorder(broker.port, ["homeassistant/device/porch/config"])
         assert rec.wait_for(lambda: len(rec.messages) == 1)
-        topic, payload, retained = rec.messages[0]
+        _, payload, retained = rec.messages[0]
         assert retained and json.loads(payload)["dev"]["ids"] == ["emotion_edge_porch"]
         rec.client.publish("homeassistant/status", "online", qos=1)
         assert rec.wait_for(lambda: len(rec.messages) == 2)

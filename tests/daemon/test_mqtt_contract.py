@@ -12,9 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
-
 from daemon.brokers import Broker, Recorder, wait_for
-from daemon.scripted import EXPECTED, SEQUENCE, ListSource, cycling_frames, scripted_pipeline
+from daemon.scripted import (
+    EXPECTED,
+    SEQUENCE,
+    ListSource,
+    cycling_frames,
+    scripted_pipeline,
+)
+
 from edge.config import validate_config
 from edge.daemon import Daemon
 
@@ -22,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
 
-def make_config(port: int, camera: str = "cam1", **mqtt: object):  # noqa: ANN201
+def make_config(port: int, camera: str = "cam1", **mqtt: object):
     return validate_config({
         "camera": {"id": camera, "source": "scripted", "on_end": "stop", "every_frame": True,
                    "watchdog_s": 5, "reconnect_min_s": 0.1, "reconnect_max_s": 0.5},
@@ -31,7 +37,7 @@ def make_config(port: int, camera: str = "cam1", **mqtt: object):  # noqa: ANN20
     })
 
 
-def start_daemon(cfg, source_factory) -> tuple[Daemon, threading.Thread]:  # noqa: ANN001
+def start_daemon(cfg, source_factory) -> tuple[Daemon, threading.Thread]:
     d = Daemon(cfg, pipeline=scripted_pipeline(), source_factory=source_factory)
     t = threading.Thread(target=d.run, name="daemon-under-test")
     t.start()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from daemon.brokers import Broker
 from daemon.scripted import SEQUENCE, ListSource, scripted_pipeline
+
 from edge.config import validate_config
 from edge.daemon import Daemon
 from edge.notify import SystemdNotifier

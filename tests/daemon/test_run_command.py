@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from daemon.brokers import Broker, Recorder
+
 from edge.demo import face_boxes, load_photos, packaged_photos, synthesise_clip
 
 ROOT = Path(__file__).resolve().parents[2]

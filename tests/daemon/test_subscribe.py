@@ -11,6 +11,7 @@ from pathlib import Path
 
 from daemon.brokers import Broker
 from daemon.scripted import EXPECTED, SEQUENCE, ListSource, scripted_pipeline
+
 from edge.comms.client import EventClient, parse_payload
 from edge.comms.schema import Event, State
 from edge.config import validate_config
@@ -39,7 +40,7 @@ def test_client_yields_typed_events(broker: Broker) -> None:
     assert [m.payload for m in msgs if m.kind == "availability"][-1] == "offline"
 
 
-def test_client_ignores_unknown_keys_and_drops_malformed(caplog) -> None:  # noqa: ANN001
+def test_client_ignores_unknown_keys_and_drops_malformed(caplog) -> None:
     good = {"type": "new", "id": 1, "seq": 1, "camera": "c", "label": "positive", "score": 0.9,
             "scores": {"positive": 0.9, "neutral": 0.05, "negative": 0.05}, "box": {"x": 0, "y": 0, "w": 0.5, "h": 0.5},
             "start_time": 1.0, "frame_time": 1.0, "model": "m", "from_the_future": [1, 2]}

@@ -9,9 +9,9 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from daemon.brokers import MOSQUITTO, Broker, wait_for
 from daemon.scripted import ListSource, cycling_frames, scripted_pipeline
+
 from edge.config import validate_config
 from edge.daemon import Daemon
 
@@ -26,7 +26,7 @@ def _ssl(*args: str, cwd: Path) -> None:
 
 
 @pytest.fixture
-def tls_broker(tmp_path: Path):  # noqa: ANN201
+def tls_broker(tmp_path: Path):
     d = tmp_path
     _ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca", "-keyout", "ca.key",
          "-out", "ca.crt", cwd=d)
@@ -46,7 +46,7 @@ def tls_broker(tmp_path: Path):  # noqa: ANN201
     b.stop()
 
 
-def _run(cfg_mqtt: dict, port: int, seconds_until: callable = None):  # noqa: ANN001, ANN202
+def _run(cfg_mqtt: dict, port: int):
     cfg = validate_config({"camera": {"id": "tlscam", "source": "scripted", "every_frame": True},
                            "mqtt": {"url": f"mqtts://127.0.0.1:{port}", "connect_wait_s": 0, "reconnect_min_s": 0.2,
                                     "reconnect_max_s": 1, **cfg_mqtt}})
@@ -58,7 +58,7 @@ def _run(cfg_mqtt: dict, port: int, seconds_until: callable = None):  # noqa: AN
     return d, stop, th
 
 
-def test_mutual_tls_with_password_file_delivers_events(tls_broker, tmp_path: Path, caplog) -> None:  # noqa: ANN001
+def test_mutual_tls_with_password_file_delivers_events(tls_broker, tmp_path: Path, caplog) -> None:
     b, certs = tls_broker
     pw = tmp_path / "mqtt_password"
     pw.write_text(PASSWORD + "\n")
@@ -75,7 +75,7 @@ def test_mutual_tls_with_password_file_delivers_events(tls_broker, tmp_path: Pat
     assert PASSWORD not in caplog.text
 
 
-def test_tls_verification_is_on_and_bad_credentials_are_not_fatal(tls_broker, tmp_path: Path) -> None:  # noqa: ANN001
+def test_tls_verification_is_on_and_bad_credentials_are_not_fatal(tls_broker, tmp_path: Path) -> None:
     b, certs = tls_broker
     # No CA given: the system CAs do not know the test CA, so the handshake must fail.
     d, stop, th = _run({"username": "camera", "tls": {"cert_file": str(certs / "client.crt"),
