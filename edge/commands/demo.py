@@ -8,7 +8,9 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", help="model bundle (default: the bundle shipped with the package)")
-    parser.add_argument("--mqtt", metavar="URL", help="use this broker instead of starting a local mosquitto")
+    parser.add_argument("--mqtt", metavar="URL", help="use this broker instead of starting one")
+    parser.add_argument("--broker", choices=("auto", "mosquitto", "embedded"), default="auto",
+                        help="broker to start: mosquitto, a minimal embedded one, or auto (mosquitto if installed)")
     parser.add_argument("--photo", action="append", type=Path, metavar="FILE",
                         help="face photo(s) to animate (up to 2; default: portraits shipped by matplotlib / scikit-image)")
     parser.add_argument("--camera-id", default="demo", help="camera id in the topics (default %(default)s)")
@@ -16,7 +18,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import contextlib
     import statistics
     import threading
 
@@ -24,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from ..comms.schema import Event
     from ..config import validate_config
     from ..daemon import Daemon, build_pipeline
-    from ..demo import ClipSource, LocalBroker, face_boxes, load_photos, synthesise_clip
+    from ..demo import ClipSource, face_boxes, load_photos, synthesise_clip
     from .subscribe import format_message
 
     photos, paths = load_photos(args.photo)
@@ -41,11 +42,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"photos  {', '.join(p.name for p in paths)}")
     print(f"clip    {clip.description}: empty scene, a face, a cross-fade to another face, empty scene")
 
-    broker = contextlib.nullcontext() if args.mqtt else LocalBroker()
+    broker, kind = _broker(args)
     with broker as b:
         if b is not None:
             cfg = cfg.model_copy(update={"mqtt": cfg.mqtt.model_copy(update={"url": b.url})})
-        print(f"broker  {cfg.mqtt.url}" + (" (mosquitto, started for the demo)" if b is not None else ""))
+        print(f"broker  {cfg.mqtt.url}" + (f" ({kind}, started for the demo)" if b is not None else ""))
         print(f"topics  {cfg.mqtt.prefix}/{cfg.camera.id}/{{events,state,stats,availability}}"
               f"  (watch them: emotion-edge subscribe --mqtt {cfg.mqtt.url})\n")
         with EventClient(cfg.mqtt.url, camera=cfg.camera.id, prefix=cfg.mqtt.prefix,
@@ -77,6 +78,25 @@ def run(args: argparse.Namespace) -> int:
     print(f"daemon: {daemon.counters.processed} frames processed, "
           f"{st.events_published} events acknowledged by the broker, {st.events_dropped} dropped")
     return 0 if events else 1
+
+
+def _broker(args: argparse.Namespace):  # noqa: ANN202
+    """(context manager giving the broker or None, description)."""
+    import contextlib
+
+    from ..comms.minibroker import MiniBroker
+    from ..demo import LocalBroker
+    from ..errors import ConfigError
+
+    if args.mqtt:
+        return contextlib.nullcontext(), "given"
+    if args.broker in ("auto", "mosquitto"):
+        try:
+            return LocalBroker(), "mosquitto"
+        except ConfigError:
+            if args.broker == "mosquitto":
+                raise
+    return MiniBroker(), "embedded minimal broker; install mosquitto for a real one"
 
 
 def _write_clip(clip, path: Path) -> None:

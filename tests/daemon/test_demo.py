@@ -42,3 +42,13 @@ def test_demo_prints_the_events_a_subscriber_received(tiny_bundle: Path) -> None
     m = re.search(r"(\d+) events received: (\d+) new, (\d+) update, (\d+) end", out)
     assert m and int(m.group(2)) >= 1 and int(m.group(4)) == int(m.group(2))
     assert re.search(r"(\d+) events acknowledged by the broker, 0 dropped", out)
+
+
+def test_demo_with_the_embedded_broker(tiny_bundle: Path) -> None:
+    if not packaged_photos():
+        pytest.skip("neither matplotlib nor scikit-image (which ship the demo photos) is installed")
+    proc = subprocess.run([sys.executable, "-m", "edge", "demo", "--bundle", str(tiny_bundle), "--broker", "embedded"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "(embedded minimal broker" in proc.stdout
+    assert re.search(r"face #1 +new ", proc.stdout) and re.search(r"face #1 +end ", proc.stdout)
