@@ -105,8 +105,8 @@ def test_tls_needs_cert_and_key_together() -> None:
 def test_check_config_ok_and_schema_commands(tmp_path: Path) -> None:
     f = tmp_path / "edge.yaml"
     f.write_text(THREE_LINES)
-    proc = cli("check-config", str(f))
-    assert proc.returncode == 0 and "OK" in proc.stdout
+    proc = cli("check-config", str(f), "--syntax-only")
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr
     schema = json.loads(cli("config-schema").stdout)
     assert schema["additionalProperties"] is False and set(schema["required"]) == {"camera"}
     assert schema == json.loads(json.dumps(config_schema()))
@@ -114,6 +114,25 @@ def test_check_config_ok_and_schema_commands(tmp_path: Path) -> None:
     assert {"events", "state", "stats", "camera"} <= set(wire)
     assert {"type", "id", "camera", "label", "score", "scores", "box", "start_time", "frame_time", "model"} <= set(
         wire["events"]["properties"])
+
+
+def test_check_config_follows_what_the_file_points_at(tmp_path: Path, tiny_bundle: Path) -> None:
+    f = tmp_path / "edge.yaml"
+    f.write_text(f"camera:\n  id: porch\n  source: rtsp://cam/stream\nmodel:\n  bundle: {tiny_bundle}\n")
+    proc = cli("check-config", str(f))
+    assert proc.returncode == 0 and "model tiny-test" in proc.stdout, proc.stderr
+    f.write_text(f"camera:\n  id: porch\n  source: {tmp_path / 'nope.mp4'}\nmodel:\n  bundle: {tiny_bundle}\n")
+    proc = cli("check-config", str(f))
+    assert proc.returncode == 2 and "camera.source: no such file or folder" in proc.stderr
+    f.write_text(f"camera:\n  id: porch\n  source: rtsp://cam/stream\nmodel:\n  bundle: {tmp_path / 'nobundle'}\n")
+    proc = cli("check-config", str(f))
+    assert proc.returncode == 3 and "bundle not found" in proc.stderr
+    f.write_text("camera:\n  id: porch\n  source: rtsp://cam/stream\nmqtt:\n  username: u\n"
+                 f"  password_file: {tmp_path / 'missing'}\n")
+    proc = cli("check-config", str(f), "--syntax-only")
+    assert proc.returncode == 0
+    proc = cli("check-config", str(f))
+    assert proc.returncode == 2 and "mqtt.password_file: cannot read" in proc.stderr
 
 
 def test_load_config_file_not_found() -> None:
