@@ -51,6 +51,7 @@ def test_json_report_has_every_configuration_with_positive_figures(tiny_bundle: 
         for key in ("median", "p90", "mean", "min", "max"):
             assert _positive(run["ms_per_frame"][key]), run["ms_per_frame"]
         assert run["ms_per_frame"]["p90"] >= run["ms_per_frame"]["median"]
+        assert _positive(run["cpu_ms_per_frame"]["median"])
         assert set(run["stages"]) == set(report["stages"])
         for stage in ("resize", "detect", "decode", "track", "crop", "classify"):
             assert _positive(run["stages"][stage]["median"]), (stage, run["stages"][stage])
@@ -118,7 +119,10 @@ def test_fer_peer_runs_on_the_same_frames(tiny_bundle: Path) -> None:
         assert _positive(run["ms_per_frame"]["median"])
         assert run["faces_found_mean"] > 0  # fer's Haar cascade sees the pasted faces too
     assert [(r["faces"], r["threads"]) for r in report["peer_ratios"]] == [(1, 1), (5, 1)]
-    assert all(_positive(r["ours_over_peer"]) for r in report["peer_ratios"])
+    assert all(_positive(r["ours_over_peer"]) and _positive(r["ours_over_peer_cpu"]) for r in report["peer_ratios"])
+    assert report["checks"]["peer_ratio_max"]["value"] == max(
+        v for r in report["peer_ratios"] for v in (r["ours_over_peer"], r["ours_over_peer_cpu"])
+    )
 
 
 def test_bad_faces_dir_is_one_clear_line(tiny_bundle: Path, tmp_path: Path) -> None:
