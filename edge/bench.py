@@ -343,7 +343,8 @@ def _checks(report: dict[str, object]) -> dict[str, dict[str, object]]:
         if r["faces"] == 1 and r["threads"] == 1:
             v = r["ms_per_frame"]["median"]
             t = TARGETS["ms_per_frame_1face_1thread"]
-            checks["ms_per_frame_1face_1thread"] = {"value": v, "target": t, "ok": v <= t}
+            cpu = r["cpu_ms_per_frame"]["median"]
+            checks["ms_per_frame_1face_1thread"] = {"value": v, "cpu_ms": cpu, "target": t, "ok": v <= t}
     # Both ratios count: wall time flatters whichever side has shorter frames when
     # the machine is busy (a long frame is preempted more), CPU time does not.
     ratios = [
