@@ -73,6 +73,7 @@ class BenchOptions:
     peer_warmup: int = 5
     peer_skip_reason: str = "no peer environment"
     pin: bool = False
+    pace_ms: float = 0.0
     seed: int = 0
 
 
@@ -132,8 +133,14 @@ def pinned(threads: int, pin: bool = True) -> Iterator[list[int]]:
         cv2.setNumThreads(cv2_threads)
 
 
-def measure_pipeline(pipeline: Pipeline, frames: np.ndarray, warmup: int, count: int) -> dict[str, object]:
-    """Time ``pipeline.process`` on ``count`` frames (cycling ``frames``) after ``warmup`` untimed ones."""
+def measure_pipeline(
+    pipeline: Pipeline, frames: np.ndarray, warmup: int, count: int, pace_s: float = 0.0
+) -> dict[str, object]:
+    """Time ``pipeline.process`` on ``count`` frames (cycling ``frames``) after ``warmup`` untimed ones.
+
+    ``pace_s`` sleeps between frames, as a camera-paced daemon does: on a busy
+    machine back-to-back frames run out their scheduler slice and wait mid-frame.
+    """
     n = len(frames)
     t = 0.0
     for i in range(warmup):
@@ -145,6 +152,8 @@ def measure_pipeline(pipeline: Pipeline, frames: np.ndarray, warmup: int, count:
     found: list[int] = []
     for i in range(count):
         frame = frames[(warmup + i) % n]
+        if pace_s > 0:
+            time.sleep(pace_s)
         c0 = time.process_time()
         t0 = time.perf_counter()
         result = pipeline.process(frame, t)
@@ -283,6 +292,7 @@ def run_peer(
     warmup: int,
     frames: int,
     pin: bool = False,
+    pace_ms: float = 0.0,
 ) -> dict[str, object]:
     """Run ``fer`` on the same frames with ``peer_python``; one child per thread count."""
     runs: list[dict[str, object]] = []
@@ -291,7 +301,7 @@ def run_peer(
         for th in threads:
             out = Path(tmp) / f"peer-{th}.json"
             cmd = [str(peer_python), str(PEER_SCRIPT), "--threads", str(th), "--warmup", str(warmup),
-                   "--frames", str(frames), "--out", str(out)] + (["--pin"] if pin else [])  # fmt: skip
+                   "--frames", str(frames), "--out", str(out), "--pace-ms", str(pace_ms)] + (["--pin"] if pin else [])  # fmt: skip
             for path in frames_files.values():
                 cmd += ["--frames-file", str(path)]
             env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
@@ -386,6 +396,7 @@ def run_benchmark(options: BenchOptions, progress: Progress | None = None) -> di
         "frames": options.frames,
         "warmup": options.warmup,
         "pinned": options.pin,
+        "pace_ms": options.pace_ms,
         "stages": list(STAGES) + ["other"],
         "targets": TARGETS,
     }
@@ -395,7 +406,9 @@ def run_benchmark(options: BenchOptions, progress: Progress | None = None) -> di
             say(f"ours: {faces} face(s), {threads} thread(s), {options.frames} frames")
             with pinned(threads, options.pin) as cpus:
                 with Pipeline.from_bundle(bundle, PipelineOptions(num_threads=threads)) as pipe:
-                    m = measure_pipeline(pipe, frame_sets[faces], options.warmup, options.frames)
+                    m = measure_pipeline(
+                        pipe, frame_sets[faces], options.warmup, options.frames, options.pace_ms / 1e3
+                    )
             runs.append({"faces": faces, "threads": threads, "cpus": cpus, **m})
     report["runs"] = runs
 
@@ -415,7 +428,8 @@ def run_benchmark(options: BenchOptions, progress: Progress | None = None) -> di
         else:
             say(f"peer: fer with {options.peer_python}, {options.peer_frames} frames per configuration")
             report["peer"] = run_peer(
-                options.peer_python, files, options.threads, options.peer_warmup, options.peer_frames, options.pin
+                options.peer_python, files, options.threads, options.peer_warmup, options.peer_frames, options.pin,
+                options.pace_ms,
             )
     report["peer_ratios"] = _ratios(runs, report["peer"])  # type: ignore[arg-type]
     report["checks"] = _checks(report)

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=50)
     ap.add_argument("--out", required=True)
     ap.add_argument("--pin", action="store_true", help="confine the process to --threads CPUs")
+    ap.add_argument("--pace-ms", type=float, default=0.0, help="sleep between timed frames")
     args = ap.parse_args(argv)
 
     # Pin before TensorFlow and OpenCV start their thread pools, so they inherit it.
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         ms, cpu_ms, faces = [], [], []
         for i in range(args.frames):
             frame = frames[i % len(frames)]
+            if args.pace_ms > 0:
+                time.sleep(args.pace_ms / 1e3)
             c = time.process_time()
             t = time.perf_counter()
             found = detector.detect_emotions(frame)

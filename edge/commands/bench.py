@@ -56,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pin", action="store_true",
         help="also confine each configuration (ours and the peer) to as many CPUs as it has threads",
     )  # fmt: skip
+    parser.add_argument(
+        "--pace-ms", type=float, default=0.0, metavar="MS",
+        help="sleep MS between timed frames, as a camera-paced daemon does (steadier wall times on a busy machine)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic frames")
 
 
@@ -79,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"no default bundle at {bundle}; pass --bundle PATH (any bundle: speed does not depend on weights)")
     if args.warmup < 0:
         raise ConfigError("--warmup must be >= 0")
+    if args.pace_ms < 0:
+        raise ConfigError("--pace-ms must be >= 0")
     skip_reason = "--no-peer given"
     peer = None
     if not args.no_peer:
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         peer_frames=args.peer_frames,
         peer_skip_reason=skip_reason,
         pin=args.pin,
+        pace_ms=args.pace_ms,
         seed=args.seed,
     )
     report = run_benchmark(options, progress=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))
@@ -134,7 +141,8 @@ def format_report(r: dict) -> str:
     lines += [
         "",
         "wall ms per frame: median and p90; CPU ms per frame: median; per-stage wall medians; "
-        + ("each configuration pinned to 'threads' CPUs" if r["pinned"] else "'threads' = interpreter and OpenCV threads"),
+        + ("each configuration pinned to 'threads' CPUs" if r["pinned"] else "'threads' = interpreter and OpenCV threads")
+        + (f"; {r['pace_ms']:g} ms sleep between frames" if r.get("pace_ms") else ""),
     ]
     head = ["faces", "threads", "ms/frame", "p90", "cpu ms"] + stages + ["found"]
     rows = []

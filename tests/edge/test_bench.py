@@ -36,13 +36,16 @@ def _positive(x: object) -> bool:
 
 @needs_photo
 def test_json_report_has_every_configuration_with_positive_figures(tiny_bundle: Path) -> None:
-    proc = run_cli("bench", "--json", "--bundle", str(tiny_bundle), "--face-counts", "1,2", "--no-peer", *QUICK)
+    proc = run_cli(
+        "bench", "--json", "--bundle", str(tiny_bundle), "--face-counts", "1,2", "--no-peer", "--pace-ms", "1", *QUICK
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
 
     assert report["schema"] == "emotion-edge.bench/1"
     assert report["bundle"]["id"] == "tiny-test"
     assert report["frame"]["width"] == 640 and report["frame"]["height"] == 480
+    assert report["pace_ms"] == 1.0 and report["pinned"] is False
     assert [(r["faces"], r["threads"]) for r in report["runs"]] == [(1, 1), (2, 1)]
     for run in report["runs"]:
         # The synthetic frames hold exactly the faces pasted into them, and the detector finds them all.
