@@ -7,7 +7,8 @@
   pipeline records in ``FrameResult.timings``, and how many faces it found;
 - the benchmark process's peak RSS, and the *daemon path's* peak RSS, measured
   in a fresh interpreter that imports only ``edge.pipeline`` (and paho-mqtt),
-  runs the pipeline on N frames and reports its own ``ru_maxrss``;
+  runs the pipeline on N frames and reports its own peak (``VmHWM``: a child's
+  ``ru_maxrss`` would inherit the parent's high-water mark on Linux);
 - the ``fer`` package on the same frames, run by another environment's python
   (``scripts/setup_bench_env.sh``), and the ratio ours / fer.
 
