@@ -34,9 +34,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -231,7 +231,7 @@ def daemon_peak_rss(bundle: Path, frames_file: Path, frames: int, threads: int =
             "--frames-file", str(frames_file), "--frames", str(frames), "--threads", str(threads),
             "--out", str(out),
         ]  # fmt: skip
-        proc = subprocess.run(cmd, env=_child_env(), capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(cmd, env=_child_env(), capture_output=True, text=True, timeout=600, check=False)
         if proc.returncode != 0 or not out.is_file():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             return {"error": f"daemon-path child failed (exit {proc.returncode}): {' | '.join(tail)}"}
@@ -302,13 +302,15 @@ def run_peer(
         for th in threads:
             out = Path(tmp) / f"peer-{th}.json"
             cmd = [str(peer_python), str(PEER_SCRIPT), "--threads", str(th), "--warmup", str(warmup),
-                   "--frames", str(frames), "--out", str(out), "--pace-ms", str(pace_ms)] + (["--pin"] if pin else [])  # fmt: skip
+                   "--frames", str(frames), "--out", str(out), "--pace-ms", str(pace_ms)]  # fmt: skip
+            if pin:
+                cmd.append("--pin")
             for path in frames_files.values():
                 cmd += ["--frames-file", str(path)]
             env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
             env.pop("PYTHONPATH", None)  # the peer's environment, not ours
             try:
-                proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+                proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, check=False)
             except (OSError, subprocess.TimeoutExpired) as exc:
                 return {"skipped": f"peer did not run with {peer_python}: {exc}"}
             if proc.returncode != 0 or not out.is_file():
@@ -358,9 +360,8 @@ def _checks(report: dict[str, object]) -> dict[str, dict[str, object]]:
             checks["ms_per_frame_1face_1thread"] = {"value": v, "cpu_ms": cpu, "target": t, "ok": v <= t}
     # Both ratios count: wall time flatters whichever side has shorter frames when
     # the machine is busy (a long frame is preempted more), CPU time does not.
-    ratios = [
-        v for x in report.get("peer_ratios", []) for v in (x["ours_over_peer"], x["ours_over_peer_cpu"]) if v is not None
-    ]
+    pairs = [(x["ours_over_peer"], x["ours_over_peer_cpu"]) for x in report.get("peer_ratios", [])]
+    ratios = [v for pair in pairs for v in pair if v is not None]
     if ratios:
         t = TARGETS["peer_ratio_max"]
         checks["peer_ratio_max"] = {"value": max(ratios), "target": t, "ok": max(ratios) <= t}
@@ -405,11 +406,11 @@ def run_benchmark(options: BenchOptions, progress: Progress | None = None) -> di
     for threads in options.threads:
         for faces in options.face_counts:
             say(f"ours: {faces} face(s), {threads} thread(s), {options.frames} frames")
-            with pinned(threads, options.pin) as cpus:
-                with Pipeline.from_bundle(bundle, PipelineOptions(num_threads=threads)) as pipe:
-                    m = measure_pipeline(
-                        pipe, frame_sets[faces], options.warmup, options.frames, options.pace_ms / 1e3
-                    )
+            with (
+                pinned(threads, options.pin) as cpus,
+                Pipeline.from_bundle(bundle, PipelineOptions(num_threads=threads)) as pipe,
+            ):
+                m = measure_pipeline(pipe, frame_sets[faces], options.warmup, options.frames, options.pace_ms / 1e3)
             runs.append({"faces": faces, "threads": threads, "cpus": cpus, **m})
     report["runs"] = runs
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -69,9 +69,9 @@ def face_patches(paths: Sequence[Path], find_faces: FaceFinder, context: float =
             log.info("no face found in %s; skipped", path)
             continue
         x, y, w, h = boxes[0]
-        side = int(round(max(w, h) * context))
+        side = round(max(w, h) * context)
         cx, cy = x + w / 2.0, y + h / 2.0
-        x0, y0 = int(round(cx - side / 2.0)), int(round(cy - side / 2.0))
+        x0, y0 = round(cx - side / 2.0), round(cy - side / 2.0)
         pad = side
         padded = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REFLECT)
         patches.append(np.ascontiguousarray(padded[y0 + pad : y0 + pad + side, x0 + pad : x0 + pad + side]))

@@ -49,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     warnings.filterwarnings("ignore")
-    import numpy as np
     import cv2
     import fer
+    import numpy as np
     from fer.fer import FER
 
     cv2.setNumThreads(args.threads)

@@ -61,9 +61,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, help="bundle directory to write")
     args = ap.parse_args()
+    from tiny_model import FER7, FER7_VALENCE
+
     from convert.bundle_writer import write_bundle
     from edge.preprocess import PreprocessSpec
-    from tiny_model import FER7, FER7_VALENCE
 
     path = write_bundle(
         args.out,

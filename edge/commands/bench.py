@@ -80,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
 
     bundle = args.bundle or default_bundle_path()
     if args.bundle is None and not (bundle / "bundle.json").is_file():
-        raise ConfigError(f"no default bundle at {bundle}; pass --bundle PATH (any bundle: speed does not depend on weights)")
+        raise ConfigError(
+            f"no default bundle at {bundle}; pass --bundle PATH (any bundle: speed does not depend on weights)"
+        )
     if args.warmup < 0:
         raise ConfigError("--warmup must be >= 0")
     if args.pace_ms < 0:
@@ -127,8 +129,10 @@ def format_report(r: dict) -> str:
     m = r["machine"]
     stages = r["stages"]
     lines = [
-        f"emotion-edge {r['version']} bench: bundle {r['bundle']['id']}, runtime {r['runtime']}, "
-        f"{r['frame']['width']}x{r['frame']['height']} frames, {r['frames']} timed after {r['warmup']} warm-up",
+        (
+            f"emotion-edge {r['version']} bench: bundle {r['bundle']['id']}, runtime {r['runtime']}, "
+            f"{r['frame']['width']}x{r['frame']['height']} frames, {r['frames']} timed after {r['warmup']} warm-up"
+        ),
         f"machine: {m['cpu']} ({m['cpus']} CPUs, load {m.get('loadavg_1m', '?')}), Python {m['python']}",
         f"faces from: {r['faces_from']}",
     ]
@@ -138,12 +142,10 @@ def format_report(r: dict) -> str:
             f"note: the machine is busy (load {load} on {cpus} CPUs): wall times include waiting for a CPU; "
             "CPU ms is the steadier figure"
         )
-    lines += [
-        "",
-        "wall ms per frame: median and p90; CPU ms per frame: median; per-stage wall medians; "
-        + ("each configuration pinned to 'threads' CPUs" if r["pinned"] else "'threads' = interpreter and OpenCV threads")
-        + (f"; {r['pace_ms']:g} ms sleep between frames" if r.get("pace_ms") else ""),
-    ]
+    how = "each configuration pinned to 'threads' CPUs" if r["pinned"] else "'threads' = interpreter and OpenCV threads"
+    if r.get("pace_ms"):
+        how += f"; {r['pace_ms']:g} ms sleep between frames"
+    lines += ["", f"wall ms per frame: median and p90; CPU ms per frame: median; per-stage wall medians; {how}"]
     head = ["faces", "threads", "ms/frame", "p90", "cpu ms"] + stages + ["found"]
     rows = []
     for run in r["runs"]:
@@ -170,7 +172,8 @@ def format_report(r: dict) -> str:
         lines.append(
             f"daemon-path peak RSS: {d['peak_rss_mb']:.1f} MB{_ok(checks.get('daemon_peak_rss_mb'))} "
             f"(fresh process importing {', '.join(d['imports'])}; {d['frames']} frames, "
-            f"{d['faces_per_frame']} faces each; heavy modules loaded: {', '.join(d['heavy_modules_loaded']) or 'none'})"
+            f"{d['faces_per_frame']} faces each; "
+            f"heavy modules loaded: {', '.join(d['heavy_modules_loaded']) or 'none'})"
         )
     lines.append(f"bench process peak RSS: {mem['bench_process_peak_rss_mb']:.1f} MB (holds all test frames)")
     peer = r["peer"]

@@ -13,7 +13,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 PEER_PYTHON = ROOT / ".bench-venv" / "bin" / "python"
@@ -26,7 +25,7 @@ needs_photo = pytest.mark.skipif(
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "edge", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "edge", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
@@ -100,7 +99,9 @@ def test_full_run_needs_no_tensorflow(tiny_bundle: Path) -> None:
         print("RESULT", rc, loaded, blocked)
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     assert "RESULT 0 [] True" in proc.stdout, proc.stdout + proc.stderr
     assert "ms/frame" in proc.stdout and "daemon-path peak RSS:" in proc.stdout
