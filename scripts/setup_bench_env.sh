@@ -45,8 +45,9 @@ PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q -c "$CONST
   pandas requests "tqdm>=4.62.1" "moviepy>=1.0.3,<2" "ffmpeg-python>=0.2.0" Pillow matplotlib
 "${PIP[@]}" --no-deps "fer==25.10.3"
 
-# Fail here, not in the benchmark, if the peer cannot start.
-"$VENV/bin/python" - <<'EOF'
+# Fail here, not in the benchmark, if the peer cannot start. TensorFlow's start-up
+# chatter is shown only when the check fails.
+CHECK='
 import os
 import cv2, fer
 from fer.fer import FER
@@ -54,5 +55,11 @@ cascade = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
 assert os.path.isfile(cascade), f"missing Haar cascade {cascade}"
 FER()
 print(f"fer {fer.__version__} ready (opencv {cv2.__version__})")
-EOF
+'
+if ! out="$(TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS=ignore "$VENV/bin/python" -c "$CHECK" 2>&1)"; then
+  echo "$out" >&2
+  echo "the fer peer does not start in $VENV" >&2
+  exit 1
+fi
+echo "$out" | grep " ready (opencv "
 echo "peer environment: $VENV (emotion-edge bench finds it there)"
