@@ -137,7 +137,7 @@ def test_broker_restart_mid_run_loses_no_event(persistent_broker: Broker) -> Non
 
 
 def test_broker_down_at_start_is_waited_for(tmp_path: Path) -> None:
-    from daemon.conftest import MOSQUITTO
+    from daemon.brokers import MOSQUITTO
 
     if MOSQUITTO is None:
         pytest.skip("mosquitto is not installed")
