@@ -341,6 +341,7 @@ class Daemon:
         try:
             for ev in self.pipeline.flush(now):
                 self.out.event(ev)
+                self.counters.events += 1
             self.out.state([], now)  # every track ended: none
         except Exception:
             log.exception("daemon: flushing tracks failed")

@@ -1,10 +1,13 @@
 """A daemon process on a scripted, endless source (for the signal and Last Will tests).
 
-usage: run_scripted.py PORT [face]   (face: one face stays in view; default: faces come and go)
+usage: run_scripted.py PORT [face|cycle] [JSON]
+  face: one face stays in view; cycle (default): faces come and go
+  JSON: config overrides merged section by section (e.g. '{"mqtt": {"stats_interval_s": 5}}')
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -19,11 +22,14 @@ from edge.daemon import Daemon
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     port = int(sys.argv[1])
-    frames = [frame_for(True)] if sys.argv[2:] == ["face"] else cycling_frames(5)
-    cfg = validate_config({
+    frames = [frame_for(True)] if sys.argv[2:3] == ["face"] else cycling_frames(5)
+    raw: dict = {
         "camera": {"id": "cam1", "source": "scripted", "every_frame": True},
         "mqtt": {"url": f"mqtt://127.0.0.1:{port}", "keepalive_s": 5},
-    })
+    }
+    for section, values in (json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}).items():
+        raw.setdefault(section, {}).update(values)
+    cfg = validate_config(raw)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
