@@ -206,7 +206,16 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ed
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        line = text_line(path.read_bytes(), exc.start)
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
+                          "save the config as UTF-8") from None
     return parse_config(text, str(path), overrides)
+
+
+def text_line(data: bytes, offset: int) -> int:
+    """1-based line number of byte ``offset``."""
+    return data.count(b"\n", 0, offset) + 1
 
 
 def parse_config(text: str, origin: str = "<config>", overrides: dict[str, Any] | None = None) -> EdgeConfig:
