@@ -131,6 +131,8 @@ class Pipeline:
         frame_time = time.time() if frame_time is None else frame_time
         timings: dict[str, float] = {}
         h, w = frame.shape[:2]
+        if not h or not w:  # a driver hiccup: the daemon counts it as a frame error
+            raise ValueError(f"empty frame ({w}x{h} pixels) from the camera")
         dets = self.detector.detect(frame, timings)
         skipped = max(0, len(dets) - self.options.max_faces)
         dets = dets[: self.options.max_faces]

@@ -87,6 +87,12 @@ BUNDLE_CASES = {
 }
 
 
+def _msg(line: str, tmp_path: Path) -> str:
+    """The error message as the table shows it: temp paths shortened, long ones cut."""
+    text = line.removeprefix("emotion-edge run: error: ").replace(str(tmp_path), "DIR")
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def _one_clear_line(p: subprocess.CompletedProcess[str]) -> str:
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert "Traceback" not in p.stderr, p.stderr
@@ -102,8 +108,8 @@ def test_damaged_bundle_is_refused_at_start(damage: str, tiny_bundle: Path, tmp_
     p = _run(_config(tmp_path, bundle, clip))
     line = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""
     clear = p.returncode == 3 and "Traceback" not in p.stderr and re.search(BUNDLE_CASES[damage], line) is not None
-    record(f"Bundle {damage}", group="Install", survived=clear,
-           detail=f"exit {p.returncode}: `{line.removeprefix('emotion-edge run: error: ')[:110]}`")
+    record(f"bundle {damage}", group="Install", survived=clear,
+           detail=f"exit {p.returncode}: `{_msg(line, tmp_path)}`")
     _one_clear_line(p)
     assert p.returncode == 3
     assert re.search(BUNDLE_CASES[damage], line), line
@@ -115,7 +121,7 @@ def test_tampered_detector_is_never_used(tiny_bundle: Path, tmp_path: Path, clip
     bundle = _damaged_bundle(tiny_bundle, tmp_path, "detector tampered")
     p = _run(_config(tmp_path, bundle, clip))
     warned = "does not match the bundle's sha256" in p.stderr and str(bundle / "detector.tflite") in p.stderr
-    record("Bundle detector tampered", group="Install", survived=p.returncode == 0 and warned,
+    record("bundle detector tampered", group="Install", survived=p.returncode == 0 and warned,
            detail="the modified file is skipped with a warning; the verified copy from the installed package runs")
     assert p.returncode == 0, p.stderr[-2000:]
     assert warned, p.stderr[-2000:]
@@ -147,8 +153,8 @@ def test_unreadable_config_is_refused_at_start(case: str, tmp_path: Path) -> Non
     p = _run(cfg)
     line = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""
     clear = p.returncode == 2 and "Traceback" not in p.stderr and re.search(pattern, line) is not None
-    record(f"Config {case}", group="Install", survived=clear,
-           detail=f"exit {p.returncode}: `{line.removeprefix('emotion-edge run: error: ')[:110]}`")
+    record(f"config {case}", group="Install", survived=clear,
+           detail=f"exit {p.returncode}: `{_msg(line, tmp_path)}`")
     _one_clear_line(p)
     assert p.returncode == 2
     assert re.search(pattern, line), line
@@ -179,7 +185,7 @@ def test_full_temp_dir_with_an_archive_bundle_is_a_clear_error(tiny_bundle: Path
     line = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""
     clear = p.returncode == 3 and "Traceback" not in p.stderr and "TMPDIR" in line
     record("Temp directory full (archive bundle to unpack)", group="Install", survived=clear,
-           detail=f"exit {p.returncode}: `{line.removeprefix('emotion-edge run: error: ')[:110]}`")
+           detail=f"exit {p.returncode}: `{_msg(line, tmp_path)}`")
     _one_clear_line(p)
     assert p.returncode == 3 and "TMPDIR" in line, line
 
