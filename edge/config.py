@@ -254,7 +254,12 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
 
 
 def _parse_yaml(text: str, origin: str) -> tuple[Any, dict[tuple, int]]:
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # the reader rejects control characters here already
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "position", None)
+        where = f"{origin}:{text.count(chr(10), 0, mark) + 1}" if isinstance(mark, int) else origin
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'reason', None) or exc}") from None
     try:
         node = loader.get_single_node()
         if node is None:

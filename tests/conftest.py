@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 from collections.abc import Iterator
@@ -12,9 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from daemon.brokers import MOSQUITTO, Broker  # noqa: E402
-from servers import Server, http_server_for, rtsp_server_for  # noqa: E402
-from support import DATA, ROOT, have_tensorflow, needs_data  # noqa: E402,F401
+from daemon.brokers import MOSQUITTO, Broker
+from servers import Server, http_server_for, rtsp_server_for
+from support import DATA, ROOT, have_tensorflow, needs_data  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/usr/local/bin") or "pyth
 def _gst_rtsp_available() -> bool:
     probe = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
     try:
-        return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, timeout=30).returncode == 0
+        return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, timeout=30, check=False).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -39,7 +39,7 @@ class Server:
         self.argv, self.ready = argv, ready
         self.proc: subprocess.Popen[str] | None = None
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         if self.ready is not None:
             assert self.proc.stdout is not None

@@ -20,7 +20,6 @@ import pytest
 from daemon.brokers import Broker, Recorder, wait_for
 from reliability.faults import record
 from reliability.procs import scripted_daemon
-
 from support import ROOT
 
 RUN_S = float(os.environ.get("EMOTION_EDGE_FAULT_RUN_S", "120"))
@@ -73,7 +72,7 @@ def test_broker_down_at_start_and_restarted_three_times_loses_no_event(persisten
             time.sleep(DOWN_S)
             broker.start()
             up = time.monotonic()
-            assert wait_for(lambda: _onlines(rec) > before, RECOVER_WAIT), f"restart {i + 1}: no reconnect"
+            assert wait_for(lambda before=before: _onlines(rec) > before, RECOVER_WAIT), f"restart {i + 1}: no reconnect"
             recoveries.append(time.monotonic() - up)
             views.append(_retained_view(broker.port))
         time.sleep(max(1.0, RUN_S - (time.monotonic() - t0)))

@@ -98,7 +98,7 @@ def test_odd_frames_are_processed_and_classification_is_capped(pipeline) -> None
         try:
             r = pipeline.process(frame, 1.0)
             r = pipeline.process(frame, 1.1)  # second frame: tracks exist
-        except Exception as exc:  # recorded, then failed below
+        except Exception as exc:  # noqa: BLE001 - recorded, then failed below
             error = f"{type(exc).__name__}: {exc}"
             r = None
         ms = (time.perf_counter() - t0) * 1e3 / 2

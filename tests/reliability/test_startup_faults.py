@@ -21,7 +21,6 @@ import pytest
 import yaml
 from daemon.brokers import Broker
 from reliability.faults import record
-
 from support import ROOT
 
 
@@ -31,7 +30,7 @@ def _run(config: Path, env: dict[str, str] | None = None, cwd: Path | None = Non
 
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, "-m", "edge", "run", "--config", str(config)], capture_output=True,
-                          text=True, env=full_env, cwd=cwd or ROOT, timeout=timeout)
+                          text=True, env=full_env, cwd=cwd or ROOT, timeout=timeout, check=False)
 
 
 @pytest.fixture
@@ -164,14 +163,15 @@ def test_unreadable_config_is_refused_at_start(case: str, tmp_path: Path) -> Non
 def _tmpfs(where: Path, size: str = "64k", ro: bool = False) -> Iterator[Path]:
     where.mkdir(parents=True, exist_ok=True)
     opts = f"size={size}" + (",ro" if ro else "")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True, text=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True, text=True,
+                       check=False)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()}): needs root in a privileged container")
     try:
         yield where
     finally:
         for _ in range(20):
-            if subprocess.run(["umount", str(where)], capture_output=True).returncode == 0:
+            if subprocess.run(["umount", str(where)], capture_output=True, check=False).returncode == 0:
                 break
             time.sleep(0.1)
 
