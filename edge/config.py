@@ -17,6 +17,7 @@ systemd pass a credential (``$CREDENTIALS_DIRECTORY/mqtt_password``).
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 from pathlib import Path
@@ -35,6 +36,8 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 PASSWORD_ENV = "EMOTION_EDGE_MQTT_PASSWORD"
@@ -176,6 +179,10 @@ class LiveViewConfig(_Model):
     port: int = Field(8081, ge=1, le=65535)
     max_fps: float = Field(5.0, gt=0)
     quality: int = Field(80, ge=10, le=100, description="JPEG quality")
+    username: str = Field("viewer", min_length=1, description="HTTP Basic user name (when a password is set)")
+    password_file: Path | None = Field(None, description="file holding the live view password (or "
+                                                         "$EMOTION_EDGE_LIVEVIEW_PASSWORD); required for a host "
+                                                         "other than loopback")
 
 
 class EdgeConfig(_Model):
@@ -369,6 +376,7 @@ def resolve_credentials(cfg: MqttConfig, environ: dict[str, str] | None = None) 
     candidates: list[Path] = []
     if cfg.password_file:
         candidates.append(cfg.password_file)
+        warn_if_others_can_read(cfg.password_file, "mqtt.password_file")
     password = None
     for p in candidates:
         try:
@@ -384,3 +392,37 @@ def resolve_credentials(cfg: MqttConfig, environ: dict[str, str] | None = None) 
     if password is not None and not username:
         raise ConfigError("an MQTT password is set but no user name: set mqtt.username (or $" + USERNAME_ENV + ")")
     return username, (SecretStr(password) if password is not None else None)
+
+
+LIVEVIEW_PASSWORD_ENV = "EMOTION_EDGE_LIVEVIEW_PASSWORD"
+
+
+def liveview_password(cfg: LiveViewConfig, environ: dict[str, str] | None = None) -> SecretStr | None:
+    """The live view password from ``liveview.password_file`` or ``$EMOTION_EDGE_LIVEVIEW_PASSWORD``."""
+    env = os.environ if environ is None else environ
+    if cfg.password_file:
+        warn_if_others_can_read(cfg.password_file, "liveview.password_file")
+        try:
+            text = Path(cfg.password_file).read_text(encoding="utf-8").strip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"liveview.password_file: cannot read {cfg.password_file}: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
+        if not text:
+            raise ConfigError(f"liveview.password_file: {cfg.password_file} is empty")
+        return SecretStr(text)
+    if env.get(LIVEVIEW_PASSWORD_ENV):
+        return SecretStr(env[LIVEVIEW_PASSWORD_ENV])
+    return None
+
+
+def warn_if_others_can_read(path: str | Path, key: str) -> bool:
+    """Log a warning (and return True) when a file holding a secret is readable by other users."""
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError:
+        return False  # reading it reports the problem
+    if mode & 0o044:
+        log.warning("%s: %s is readable by other users (mode %s): it holds a password; run `chmod 600 %s`",
+                    key, path, oct(mode & 0o777), path)
+        return True
+    return False

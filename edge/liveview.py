@@ -1,7 +1,10 @@
 """Optional live view: the camera image with face boxes and labels, as MJPEG over HTTP.
 
 Off by default, and bound to 127.0.0.1 unless the config says otherwise: the
-image of a room should not leave the device by accident. Frames are annotated
+image of a room should not leave the device by accident. Bound to anything else,
+it refuses to start without a password (``liveview.password_file`` or
+``$EMOTION_EDGE_LIVEVIEW_PASSWORD``), and then asks for it (HTTP Basic auth; put
+it behind TLS, e.g. a reverse proxy, on an untrusted network). Frames are annotated
 and JPEG-encoded only while a viewer is connected, at most ``max_fps`` times a
 second, so the live view costs nothing when nobody watches.
 
@@ -12,6 +15,8 @@ second, so the live view costs nothing when nobody watches.
 
 from __future__ import annotations
 
+import base64
+import hmac
 import logging
 import threading
 import time
@@ -46,6 +51,9 @@ def annotate(image: Any, faces: list[Any]) -> Any:
     return out
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
 class LiveView:
     """An MJPEG server fed by ``update(frame, result)`` from the frame loop."""
 
@@ -65,15 +73,34 @@ class LiveView:
 
     def start(self) -> None:
         """Bind and serve in a background thread."""
+        from .config import liveview_password
         from .errors import ConfigError
 
         view = self
+        loopback = self.config.host in LOOPBACK
+        password = liveview_password(self.config)
+        if password is None and not loopback:
+            raise ConfigError(f"liveview.host {self.config.host!r} exposes the camera image to the network: set "
+                              "liveview.password_file (or $EMOTION_EDGE_LIVEVIEW_PASSWORD), or keep host 127.0.0.1 "
+                              "and use an SSH tunnel")
+        expected = None
+        if password is not None:
+            token = f"{self.config.username}:{password.get_secret_value()}".encode()
+            expected = b"Basic " + base64.b64encode(token)
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, fmt: str, *args: Any) -> None:
                 log.debug("liveview: " + fmt, *args)
 
             def do_GET(self) -> None:
+                if expected is not None:
+                    given = (self.headers.get("Authorization") or "").encode("latin-1", "replace")
+                    if not hmac.compare_digest(given, expected):
+                        self.send_response(HTTPStatus.UNAUTHORIZED)
+                        self.send_header("WWW-Authenticate", 'Basic realm="emotion-edge", charset="UTF-8"')
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
                 if self.path in ("/", "/index.html"):
                     self._send(PAGE, "text/html; charset=utf-8")
                 elif self.path.startswith("/snapshot.jpg"):
@@ -126,8 +153,9 @@ class LiveView:
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="liveview", daemon=True)
         self._thread.start()
-        if self.config.host not in ("127.0.0.1", "::1", "localhost"):
-            log.warning("liveview: serving camera images on %s:%d, reachable from other machines",
+        if not loopback:
+            log.warning("liveview: serving camera images on %s:%d, reachable from other machines (password "
+                        "required; plain HTTP: use TLS in front of it on an untrusted network)",
                         self.config.host, self.port)
         log.info("liveview: http://%s:%d/", self.config.host, self.port)
 
