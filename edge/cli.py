@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("edge.commands.analyze", "find faces in images/videos and print their valence"),
     "bench": ("edge.commands.bench", "per-stage timings and peak memory of the device path"),
     "package": ("edge.commands.package", "build an offline install kit for a Raspberry Pi (or this machine)"),
+    "deploy": ("edge.commands.deploy", "install a kit on Pis over SSH: atomic switch, readiness check, rollback"),
 }
 
 
