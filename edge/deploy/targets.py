@@ -64,7 +64,7 @@ def get_target(name: str) -> KitTarget:
     if name in TARGETS:
         return TARGETS[name]
     names = [*TARGETS, "host"]
-    hint = difflib.get_close_matches(name, names, n=1)
+    hint = difflib.get_close_matches(name, names, n=1, cutoff=0.4)
     raise ConfigError(
         f"unknown kit target {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else "") + f" (known: {', '.join(names)})"
     )
