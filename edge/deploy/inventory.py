@@ -79,10 +79,11 @@ class Inventory(BaseModel):
             # Command-line settings beat the file's defaults, not what a host says for itself.
             merged = {**base, **(overrides or {}), **own}
             out.append(HostSpec.model_validate(merged))
-        names = [h.destination for h in out]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        # One host may run several cameras (or installs under different prefixes), not the same one twice.
+        keys = [(h.destination, h.camera, h.prefix) for h in out]
+        dupes = sorted({k[0] for k in keys if keys.count(k) > 1})
         if dupes:
-            raise ConfigError(f"inventory lists {', '.join(dupes)} more than once")
+            raise ConfigError(f"inventory lists {', '.join(dupes)} more than once with the same camera")
         return out
 
 
