@@ -121,6 +121,9 @@ esac
 for v in $(env | sed -n 's/^\(PIP_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
 export PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
+# The interpreter a venv was made from (pyvenv.cfg also names the venv's own path).
+venv_id() { grep -E '^(home|version|include-system-site-packages) ' "$1/pyvenv.cfg" || true; }
+
 install_release() {
     if [ -f "$REL/.installed" ]; then
         note "release $KIT_RELEASE is already installed"
@@ -134,16 +137,38 @@ install_release() {
     "$PYTHON" -m venv --without-pip --system-site-packages "$REL/venv"
     pip_whl=$(ls "$KIT_DIR"/wheels/pip-*.whl | head -1)
     pip() { "$REL/venv/bin/python" "$pip_whl/pip" "$@"; }
-    # Every version is pinned in requirements.txt (resolved when the kit was
-    # built); --ignore-installed keeps system packages from standing in for them.
-    pip install --no-index --find-links "$KIT_DIR/wheels" --ignore-installed --no-warn-script-location \
-        -q -r "$KIT_DIR/requirements.txt" >&2
-    # These declare dependencies the device must not have (tensorflow): files only.
-    if [ -s "$KIT_DIR/requirements-nodeps.txt" ]; then
-        pip install --no-index --find-links "$KIT_DIR/wheels" --no-deps -q -r "$KIT_DIR/requirements-nodeps.txt" >&2
+    cur=$(readlink "$BASE/current" 2>/dev/null || true)
+    cur=${cur:+$BASE/$cur}
+    if [ -n "$cur" ] && [ -f "$cur/.installed" ] && cmp -s "$cur/requirements.txt" "$KIT_DIR/requirements.txt" &&
+        cmp -s "$cur/requirements-nodeps.txt" "$KIT_DIR/requirements-nodeps.txt" &&
+        [ "$(venv_id "$cur/venv")" = "$(venv_id "$REL/venv")" ]; then
+        # Same pinned dependencies as the running release (a new model or
+        # config, say): hard-link its site-packages instead of unpacking
+        # every wheel again; only the project itself is reinstalled.
+        note "dependencies unchanged since $(basename "$cur"): reusing them (hard links)"
+        site=$("$REL/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+        cp -al "$cur/venv/${site#"$REL/venv/"}/." "$site/"
+        for f in "$cur"/venv/bin/*; do
+            name=$(basename "$f")
+            [ -e "$REL/venv/bin/$name" ] || [ -L "$f" ] && continue
+            # Console scripts name their venv's python in the #! line.
+            sed "1s|^#!$cur/venv/bin/|#!$REL/venv/bin/|" "$f" > "$REL/venv/bin/$name"
+            chmod 0755 "$REL/venv/bin/$name"
+        done
+        pip install --no-index --find-links "$KIT_DIR/wheels" --no-deps --force-reinstall --no-warn-script-location \
+            -q "$(head -1 "$KIT_DIR/requirements.txt")" >&2
+    else
+        # Every version is pinned in requirements.txt (resolved when the kit was
+        # built); --ignore-installed keeps system packages from standing in for them.
+        pip install --no-index --find-links "$KIT_DIR/wheels" --ignore-installed --no-warn-script-location \
+            -q -r "$KIT_DIR/requirements.txt" >&2
+        # These declare dependencies the device must not have (tensorflow): files only.
+        if [ -s "$KIT_DIR/requirements-nodeps.txt" ]; then
+            pip install --no-index --find-links "$KIT_DIR/wheels" --no-deps -q -r "$KIT_DIR/requirements-nodeps.txt" >&2
+        fi
     fi
     cp -R "$KIT_DIR/bundle" "$KIT_DIR/config" "$KIT_DIR/systemd" "$REL/"
-    cp "$KIT_DIR/kit.json" "$KIT_DIR/kit.env" "$REL/"
+    cp "$KIT_DIR/kit.json" "$KIT_DIR/kit.env" "$KIT_DIR/requirements.txt" "$KIT_DIR/requirements-nodeps.txt" "$REL/"
     # Smoke test on this machine before anything points at the release:
     # imports the runtime and loads both models from the kit's bundle.
     "$REL/venv/bin/python" -c '
