@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import KIT_CACHE, host_python
+from conftest import KIT_CACHE, ROOT, host_python
 
 from edge.deploy.deploy import DeployOptions, deploy_all, format_table
 from edge.deploy.inventory import hosts_from_flags, load_inventory
@@ -134,13 +135,21 @@ def test_deploy_installs_upgrades_and_rolls_back(kits, sshd, mosquitto, pi_root,
     assert (r.status, r.previous, r.release) == ("ok", v1, v2), r.message
     assert _ctl(front, "current") == v2 and _ctl(front, "previous") == v1
 
-    # 3. A release that installs but never gets ready is rolled back to v2, which runs again.
+    # 3. A release that installs but never gets ready is rolled back to v2, which runs again
+    #    (through the command line this time: exit status 1 and the summary table).
     broken = kits["broken"][1].release
-    [r] = deploy_all(front_only, _opts(kits["broken"], sshd, mosquitto))
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "deploy", "--kit", str(kits["broken"][0]), "--host", sshd.host,
+         "--camera", "front", "--prefix", str(front), "--port", str(sshd.port), "--identity", str(sshd.identity),
+         "--known-hosts", str(sshd.known_hosts), "--ssh-config", str(sshd.ssh_config), "--python", host_python(),
+         "--mqtt-url", mosquitto.url, "--timeout", "90", "--settle", "2"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT)
     with capsys.disabled():
-        print(format_table([r]))
-    assert r.status == "rolled back", r.message
-    assert WORKSTATION_ONLY in r.message  # the daemon's own error, from its log
+        print(proc.stdout)
+    assert proc.returncode == 1, proc.stderr
+    row = proc.stdout.splitlines()[1]
+    assert "rolled back" in row and f"{v2}  {broken}" in row, proc.stdout
+    assert WORKSTATION_ONLY in row  # the daemon's own error, from its log
     assert _ctl(front, "current") == v2
     assert broken in _ctl(front, "releases")  # kept for inspection, not current
     assert _retained_availability(mosquitto, "front") == "online"
