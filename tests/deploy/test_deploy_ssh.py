@@ -165,3 +165,20 @@ def test_deploy_refuses_an_unknown_host_key(kits, sshd, mosquitto, tmp_path):
     assert r.status == "failed"
     assert "host key" in r.message and "ssh-keyscan" in r.message
     assert not (tmp_path / "p").exists()
+
+
+def test_accept_new_trusts_a_first_seen_key_but_never_a_changed_one(sshd, tmp_path):
+    from edge.deploy import ssh
+
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    target = ssh.SshTarget(sshd.host, port=sshd.port, identity_file=sshd.identity, known_hosts=known,
+                           accept_new=True, ssh_config=sshd.ssh_config)
+    assert ssh.run(target, ["echo", "hello there"]).stdout == "hello there\n"
+    assert f"[127.0.0.1]:{sshd.port}" in known.read_text()
+
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True)
+    other = (tmp_path / "other.pub").read_text().split()
+    known.write_text(f"[127.0.0.1]:{sshd.port} {other[0]} {other[1]}\n")
+    with pytest.raises(ssh.SshError, match="unknown or changed"):
+        ssh.run(target, ["true"])
