@@ -108,6 +108,10 @@ command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found; install Python $
 pyver=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 [ "$pyver" = "$KIT_PYTHON" ] ||
     die "$PYTHON is Python $pyver but the kit's wheels are for Python $KIT_PYTHON; pass --python /path/to/python$KIT_PYTHON or rebuild the kit"
+# 32-bit Raspberry Pi OS runs a 64-bit kernel on a Pi 4/5: uname says aarch64, the userland is armhf.
+bits=$("$PYTHON" -c 'import struct; print(struct.calcsize("P") * 8)')
+[ "$bits" = 64 ] ||
+    die "$PYTHON is a ${bits}-bit Python (a 32-bit OS on a 64-bit kernel?); this kit needs 64-bit Raspberry Pi OS (LiteRT has no 32-bit ARM wheels)"
 if [ "$MODE" = systemd ]; then
     [ "$(id -u)" -eq 0 ] || die "run as root (sudo), or use --prefix DIR --no-systemd for a user install"
     command -v systemctl >/dev/null 2>&1 || die "systemctl not found; use --no-systemd"

@@ -120,13 +120,17 @@ class HostDeploy:
     def _deploy(self, res: HostResult) -> None:
         info = self.opts.info
         # 1. who and what is there
-        probe = self._run(["sh", "-c", 'id -u; uname -m; if [ -x "$1" ]; then "$1" current; fi', "probe", self.ctl])
-        lines = probe.splitlines() + ["", "", ""]
-        uid, machine, previous = lines[0].strip(), lines[1].strip(), lines[2].strip() or None
-        res.previous = previous
+        probe = self._run(["sh", "-c", 'id -u; uname -m; getconf LONG_BIT; if [ -x "$1" ]; then "$1" current; fi',
+                           "probe", self.ctl])
+        lines = probe.splitlines() + ["", "", "", ""]
+        uid, machine, bits, previous = (ln.strip() for ln in lines[:4])
+        res.previous = previous = previous or None
+        # 32-bit Raspberry Pi OS on a Pi 4/5 runs a 64-bit kernel: uname says aarch64, the userland is 32-bit.
+        if machine.startswith("armv") or (bits == "32" and info.machine in ("aarch64", "x86_64")):
+            raise _Failed(f"the host runs a 32-bit OS ({machine}, {bits}-bit userland); install 64-bit Raspberry Pi OS "
+                          "(LiteRT has no 32-bit ARM wheels)")
         if machine != info.machine:
-            hint = " (a 32-bit OS: install 64-bit Raspberry Pi OS, LiteRT has no 32-bit ARM wheels)" if machine.startswith("armv") else ""
-            raise _Failed(f"the kit is for {info.machine} but the host is {machine}{hint}")
+            raise _Failed(f"the kit is for {info.machine} but the host is {machine}; build one with --target for it")
         if self.systemd and uid != "0":
             self.become = ["sudo", "-n"]
         if previous == info.release and self._active():
