@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"deploying release {info.release} ({info.target}) to {len(hosts)} host(s)", file=sys.stderr)
 
-    def progress(r) -> None:  # noqa: ANN001
+    def progress(r) -> None:
         print(f"  {r.host}: {r.status} ({r.seconds:.0f} s)", file=sys.stderr, flush=True)
 
     results = deploy_all(hosts, opts, parallel=args.parallel, on_done=progress)

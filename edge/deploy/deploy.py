@@ -21,10 +21,11 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from ..errors import EmotionEdgeError
 from . import ssh
@@ -92,7 +93,7 @@ class HostDeploy:
         self.camera = spec.camera or opts.info.camera
 
     # -- remote helpers
-    def _run(self, argv: list[str], *, sudo: bool = False, **kw) -> str:  # noqa: ANN003
+    def _run(self, argv: list[str], *, sudo: bool = False, **kw) -> str:
         return ssh.run(self.target, (self.become if sudo else []) + argv, **kw).stdout
 
     def _ctl(self, *args: str, check: bool = True, timeout: float = 300) -> tuple[int, str]:

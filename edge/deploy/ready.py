@@ -12,9 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +52,11 @@ class AvailabilityWatcher:
         self._client.on_message = self._on_message
         self._host, self._port = u.hostname, u.port or (8883 if tls else 1883)
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if not reason_code.is_failure:
             client.subscribe(self.topic, qos=1)
 
-    def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, msg) -> None:
         payload = msg.payload.decode("utf-8", "replace").strip()
         log.debug("%s = %s (retained=%s)", msg.topic, payload, msg.retain)
         if msg.retain:
@@ -87,7 +91,7 @@ class AvailabilityWatcher:
         finally:
             self._client.loop_stop()
 
-    def __enter__(self) -> "AvailabilityWatcher":
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -40,8 +40,8 @@ class WheelName:
     platforms: frozenset[str]
 
     @classmethod
-    def parse(cls, filename: str) -> "WheelName":
-        stem = filename[:-4] if filename.endswith(".whl") else filename
+    def parse(cls, filename: str) -> WheelName:
+        stem = filename.removesuffix(".whl")
         parts = stem.split("-")
         if len(parts) not in (5, 6):
             raise ValueError(f"not a wheel file name: {filename}")
@@ -60,7 +60,7 @@ def _pip(*args: str) -> list[str]:
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
     log.debug("running %s", cmd)
-    return subprocess.run(cmd, capture_output=True, text=True)
+    return subprocess.run(cmd, capture_output=True, text=True, check=False)  # callers read pip's stderr
 
 
 def build_project_wheel(project_root: Path, out_dir: Path) -> Path:

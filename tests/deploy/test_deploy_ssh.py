@@ -76,8 +76,8 @@ def pi_root(tmp_path_factory, sshd):
     root = tmp_path_factory.mktemp("pi")
     yield root
     for ctl in root.glob("*/opt/emotion-edge/bin/emotion-edge-ctl"):
-        for cam in subprocess.run([str(ctl), "cameras"], capture_output=True, text=True).stdout.split():
-            subprocess.run([str(ctl), "stop", cam], capture_output=True, timeout=60)
+        for cam in subprocess.run([str(ctl), "cameras"], capture_output=True, text=True, check=False).stdout.split():
+            subprocess.run([str(ctl), "stop", cam], capture_output=True, timeout=60, check=False)
 
 
 def _opts(kit, sshd, mosquitto) -> DeployOptions:
@@ -108,7 +108,7 @@ def _retained_availability(broker, camera: str) -> str | None:
 
 def _ctl(root: Path, *args: str) -> str:
     return subprocess.run([str(root / "opt/emotion-edge/bin/emotion-edge-ctl"), *args], capture_output=True,
-                          text=True).stdout.strip()
+                          text=True, check=False).stdout.strip()
 
 
 def test_deploy_installs_upgrades_and_rolls_back(kits, sshd, mosquitto, pi_root, tmp_path, capsys):
@@ -126,7 +126,7 @@ def test_deploy_installs_upgrades_and_rolls_back(kits, sshd, mosquitto, pi_root,
     assert [(r.camera, r.status) for r in results] == [("front", "ok"), ("back", "ok")], table
     assert _ctl(front, "current") == v1 and _ctl(back, "current") == v1
     assert _retained_availability(mosquitto, "front") == "online"
-    assert subprocess.run([str(front / "opt/emotion-edge/bin/emotion-edge-ctl"), "is-active", "front"]).returncode == 0
+    assert subprocess.run([str(front / "opt/emotion-edge/bin/emotion-edge-ctl"), "is-active", "front"], check=False).returncode == 0
 
     # 2. Upgrade one host: the symlink moves to v2, v1 becomes 'previous'.
     v2 = kits["v2"][1].release
@@ -143,7 +143,7 @@ def test_deploy_installs_upgrades_and_rolls_back(kits, sshd, mosquitto, pi_root,
          "--camera", "front", "--prefix", str(front), "--port", str(sshd.port), "--identity", str(sshd.identity),
          "--known-hosts", str(sshd.known_hosts), "--ssh-config", str(sshd.ssh_config), "--python", host_python(),
          "--mqtt-url", mosquitto.url, "--timeout", "90", "--settle", "2"],
-        capture_output=True, text=True, timeout=600, cwd=ROOT)
+        capture_output=True, text=True, timeout=600, cwd=ROOT, check=False)
     with capsys.disabled():
         print(proc.stdout)
     assert proc.returncode == 1, proc.stderr

@@ -42,7 +42,7 @@ def test_exposure_score_is_at_most_3(capsys):
 
 def test_unit_has_the_required_settings():
     text = UNIT.read_text()
-    settings = dict(re.findall(r"^(\w+)=(.*)$", text, re.M))
+    settings = dict(re.findall(r"^(\w+)=(.*)$", text, re.MULTILINE))
     assert settings["Type"] == "notify"
     assert settings["Restart"] == "on-failure"
     assert settings["User"] == "emotion-edge" and "video" in settings["SupplementaryGroups"]
