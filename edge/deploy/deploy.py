@@ -121,10 +121,10 @@ class HostDeploy:
     def _deploy(self, res: HostResult) -> None:
         info = self.opts.info
         # 1. who and what is there
-        probe = self._run(["sh", "-c", 'id -u; uname -m; getconf LONG_BIT; if [ -x "$1" ]; then "$1" current; fi',
-                           "probe", self.ctl])
-        lines = probe.splitlines() + ["", "", "", ""]
-        uid, machine, bits, previous = (ln.strip() for ln in lines[:4])
+        script = 'id -u; uname -m; getconf LONG_BIT; if [ -x "$1" ]; then "$1" current; "$1" previous; fi'
+        probe = self._run(["sh", "-c", script, "probe", self.ctl])
+        lines = probe.splitlines() + [""] * 5
+        uid, machine, bits, previous, older = (ln.strip() for ln in lines[:5])
         res.previous = previous = previous or None
         # 32-bit Raspberry Pi OS on a Pi 4/5 runs a 64-bit kernel: uname says aarch64, the userland is 32-bit.
         if machine.startswith("armv") or (bits == "32" and info.machine in ("aarch64", "x86_64")):
@@ -171,6 +171,8 @@ class HostDeploy:
             res.message = f"{why}; no previous release to roll back to, service stopped. Last log lines: {_oneline(logs)}"
             return
         back, why_back = self._switch_and_wait(previous)
+        # As if the deploy never happened: 'previous' is again what it was, not the failed release.
+        self._ctl("set-previous", *([older] if older else []), check=False)
         res.status = "rolled back" if back else "failed"
         res.message = (f"{why}; rolled back to {previous}" + ("" if back else f", which is not ready either: {why_back}")
                        + f". Last log lines of the new release: {_oneline(logs)}")

@@ -241,7 +241,11 @@ def build_kit(opts: KitOptions) -> tuple[Path, KitInfo]:
         # Bundle first: the cheapest input to get wrong.
         from ..pipeline import default_bundle_path
 
-        bundle_id = _copy_bundle(Path(opts.bundle) if opts.bundle else default_bundle_path(), top / "bundle")
+        bundle = Path(opts.bundle) if opts.bundle else default_bundle_path()
+        if opts.bundle is None and not (bundle / "bundle.json").is_file():
+            raise ConfigError(f"this checkout has no default bundle ({bundle}); pass --bundle DIR "
+                              "(a bundle made by `emotion-edge convert`)")
+        bundle_id = _copy_bundle(bundle, top / "bundle")
 
         (top / "config").mkdir()
         if opts.config:

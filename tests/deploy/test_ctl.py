@@ -39,6 +39,10 @@ def test_activate_keeps_previous_and_rollback_swaps(install):
     assert ctl(install, "previous").stdout.strip() == "r1"
     ctl(install, "rollback")
     assert (ctl(install, "current").stdout.strip(), ctl(install, "previous").stdout.strip()) == ("r1", "r2")
+    ctl(install, "set-previous", "r3")
+    assert ctl(install, "previous").stdout.strip() == "r3"
+    ctl(install, "set-previous")
+    assert ctl(install, "previous").stdout.strip() == ""
     assert os.readlink(install / "opt/emotion-edge/current") == "releases/r1"  # relative: the prefix can move
 
 

@@ -150,7 +150,7 @@ def test_deploy_installs_upgrades_and_rolls_back(kits, sshd, mosquitto, pi_root,
     row = proc.stdout.splitlines()[1]
     assert "rolled back" in row and f"{v2}  {broken}" in row, proc.stdout
     assert WORKSTATION_ONLY in row  # the daemon's own error, from its log
-    assert _ctl(front, "current") == v2
+    assert _ctl(front, "current") == v2 and _ctl(front, "previous") == v1  # as before the failed deploy
     assert broken in _ctl(front, "releases")  # kept for inspection, not current
     assert _retained_availability(mosquitto, "front") == "online"
     assert _ctl(back, "current") == v1  # the other host was not touched
