@@ -121,11 +121,16 @@ class HostDeploy:
     def _deploy(self, res: HostResult) -> None:
         info = self.opts.info
         # 1. who and what is there
-        script = 'id -u; uname -m; getconf LONG_BIT; if [ -x "$1" ]; then "$1" current; "$1" previous; fi'
-        probe = self._run(["sh", "-c", script, "probe", self.ctl])
-        lines = probe.splitlines() + [""] * 5
-        uid, machine, bits, previous, older = (ln.strip() for ln in lines[:5])
-        res.previous = previous = previous or None
+        # One marked line: a chatty shell profile on the host cannot confuse the parse.
+        script = ('cur=; prev=; if [ -x "$1" ]; then cur=$("$1" current); prev=$("$1" previous); fi; '
+                  'echo "emotion-edge-probe $(id -u) $(uname -m) $(getconf LONG_BIT) ${cur:--} ${prev:--}"')
+        out = self._run(["sh", "-c", script, "probe", self.ctl])
+        line = next((ln for ln in out.splitlines() if ln.startswith("emotion-edge-probe ")), "")
+        fields = line.split()[1:]
+        if len(fields) != 5:
+            raise _Failed(f"unexpected answer from {self.spec.destination}: {out.strip()[-200:]!r}")
+        uid, machine, bits, previous, older = [None if f == "-" else f for f in fields]
+        res.previous = previous
         # 32-bit Raspberry Pi OS on a Pi 4/5 runs a 64-bit kernel: uname says aarch64, the userland is 32-bit.
         if machine.startswith("armv") or (bits == "32" and info.machine in ("aarch64", "x86_64")):
             raise _Failed(f"the host runs a 32-bit OS ({machine}, {bits}-bit userland); install 64-bit Raspberry Pi OS "
@@ -140,7 +145,7 @@ class HostDeploy:
             return
 
         # 2. stage + install next to the running release
-        tmp = self._run(["mktemp", "-d", "/var/tmp/emotion-edge-kit.XXXXXX"]).strip()
+        tmp = self._run(["mktemp", "-d", "/var/tmp/emotion-edge-kit.XXXXXX"]).strip().splitlines()[-1]
         try:
             ssh.copy(self.target, self.opts.kit, f"{tmp}/kit.tar.gz")
             install = [f"{tmp}/{info.top_dir}/install.sh", "--no-activate", "--camera", self.camera]
