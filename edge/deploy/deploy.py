@@ -171,6 +171,10 @@ class HostDeploy:
             return
         # 5. roll back
         logs = self._ctl("logs", self.camera, "15", check=False)[1]
+        # The pidfile mode's log marks each start: keep only the new release's lines.
+        marker = f"emotion-edge-ctl: starting release {info.release}"
+        if marker in logs:
+            logs = logs.rpartition(marker)[2].partition("\n")[2]
         if not previous or previous == info.release:
             self._ctl("stop", self.camera, check=False)
             res.message = f"{why}; no previous release to roll back to, service stopped. Last log lines: {_oneline(logs)}"
