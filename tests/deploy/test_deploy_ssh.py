@@ -6,6 +6,7 @@ mode, so the daemon is a background process with a pidfile under a temp dir.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from edge.deploy.inventory import hosts_from_flags, load_inventory
 from edge.deploy.kit import KitOptions, build_kit
 
 WORKSTATION_ONLY = "EMOTION_EDGE_TEST_WORKSTATION_ONLY"
+needs_daemon = pytest.mark.skipif(importlib.util.find_spec("edge.commands.run") is None,
+                                  reason="the daemon (`emotion-edge run`) is not in this checkout")
 
 
 def _config(broker_url: str, frames: Path, stats_s: int, source: str | None = None) -> str:
@@ -111,6 +114,7 @@ def _ctl(root: Path, *args: str) -> str:
                           text=True, check=False).stdout.strip()
 
 
+@needs_daemon
 def test_deploy_installs_upgrades_and_rolls_back(kits, sshd, mosquitto, pi_root, tmp_path, capsys):
     front, back = pi_root / "front", pi_root / "back"
     inventory = tmp_path / "hosts.yaml"
