@@ -11,26 +11,17 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from deploy_support import free_loopback_port as _free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-# Wheels downloaded for kits are kept across test runs (gitignored).
-KIT_CACHE = Path(os.environ.get("EMOTION_EDGE_TEST_KIT_CACHE", ROOT / ".cache"))
 SSHD = shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/sbin/sshd") if os.path.exists(p)), None)
 SFTP_SERVER = next((p for p in ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
                                 "/usr/lib/ssh/sftp-server") if os.path.exists(p)), None)
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 10.0) -> None:
@@ -139,8 +130,3 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Broker:
         yield Broker("127.0.0.1", port)
     finally:
         _stop(proc)
-
-
-def host_python() -> str:
-    """The real interpreter behind this test run: the 'Pi' builds its venv with it (same version as the kit)."""
-    return os.path.realpath(getattr(sys, "_base_executable", sys.executable))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import KIT_CACHE, ROOT, host_python
+from deploy_support import KIT_CACHE, ROOT, host_python
 
 from edge.deploy.deploy import DeployOptions, deploy_all, format_table
 from edge.deploy.inventory import hosts_from_flags, load_inventory

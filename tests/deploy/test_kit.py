@@ -9,7 +9,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import KIT_CACHE
+from deploy_support import KIT_CACHE
 
 from edge.deploy.inventory import load_inventory
 from edge.deploy.kit import KitOptions, build_kit, check_kit

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from conftest import KIT_CACHE, ROOT
+from deploy_support import KIT_CACHE, ROOT
 
 from edge.deploy.kit import KitOptions, build_kit
 
