@@ -129,3 +129,27 @@ def test_ssh_always_checks_host_keys():
     assert "StrictHostKeyChecking=accept-new" in accept
     assert not any("StrictHostKeyChecking=no" in a for a in argv + accept)
     assert shlex.split(argv[-1]) == ["echo", "a b; rm -rf /"]
+
+
+def test_the_config_template_and_the_guides_configs_are_valid(monkeypatch, tmp_path):
+    import re
+
+    from deploy_support import ROOT
+
+    from edge.config import parse_config
+    from edge.deploy.kit import CONFIG_TEMPLATE
+
+    monkeypatch.setenv("EMOTION_EDGE_CAMERA", "kitchen")
+    monkeypatch.setenv("EMOTION_EDGE_HOME", "/opt/emotion-edge")
+    guide = (ROOT / "docs" / "raspberry-pi.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", guide, re.DOTALL)
+    configs = [b for b in blocks if re.search(r"^camera:", b, re.MULTILINE)]
+    inventories = [b for b in blocks if re.search(r"^hosts:", b, re.MULTILINE)]
+    assert configs and inventories
+    for i, text in enumerate(inventories):
+        (tmp_path / f"hosts{i}.yaml").write_text(text)
+        assert load_inventory(tmp_path / f"hosts{i}.yaml")
+    for text in [CONFIG_TEMPLATE, *configs]:
+        cfg = parse_config(text)
+        assert cfg.camera.id == "kitchen"
+        assert str(cfg.model.bundle) == "/opt/emotion-edge/current/bundle"
