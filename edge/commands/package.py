@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.deploy.kit import KitOptions, build_kit, check_kit
+    from edge.deploy.kit import KitOptions, build_kit
+    from edge.deploy.kitcheck import check_kit
 
     if args.check:
         info, problems = check_kit(args.check)

@@ -12,7 +12,8 @@ import pytest
 from deploy_support import KIT_CACHE
 
 from edge.deploy.inventory import load_inventory
-from edge.deploy.kit import KitOptions, build_kit, check_kit
+from edge.deploy.kit import KitOptions, build_kit
+from edge.deploy.kitcheck import check_kit
 from edge.deploy.ssh import SshTarget
 from edge.deploy.targets import get_target
 from edge.deploy.wheels import WheelName
