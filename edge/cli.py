@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config-schema": ("edge.commands.config_schema", "print the JSON Schema of the config (or --wire: of MQTT payloads)"),
     "subscribe": ("edge.commands.subscribe", "watch a daemon's MQTT events live"),
     "demo": ("edge.commands.demo", "zero-setup demo: broker + daemon on a synthesised clip + live events"),
+    "package": ("edge.commands.package", "build an offline install kit for a Raspberry Pi (or this machine)"),
+    "deploy": ("edge.commands.deploy", "install a kit on Pis over SSH: atomic switch, readiness check, rollback"),
 }
 
 

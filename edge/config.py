@@ -388,7 +388,8 @@ def resolve_credentials(cfg: MqttConfig, environ: dict[str, str] | None = None) 
     if password is None and env.get("CREDENTIALS_DIRECTORY"):
         cred = Path(env["CREDENTIALS_DIRECTORY"]) / CREDENTIAL_PASSWORD
         if cred.is_file():
-            password = cred.read_text(encoding="utf-8").strip("\r\n")
+            # Empty = no password: the unit's LoadCredential= needs the file to exist even for brokers without auth.
+            password = cred.read_text(encoding="utf-8").strip("\r\n") or None
     if password is not None and not username:
         raise ConfigError("an MQTT password is set but no user name: set mqtt.username (or $" + USERNAME_ENV + ")")
     return username, (SecretStr(password) if password is not None else None)
