@@ -64,6 +64,8 @@ class SshTarget:
             opts += ["-F", str(self.ssh_config)]
         opts += [
             "-o", "BatchMode=yes",  # never prompt: a deploy to fifty hosts cannot answer questions
+            "-o", "PasswordAuthentication=no",  # key auth only (BatchMode already forbids the prompt; say it)
+            "-o", "KbdInteractiveAuthentication=no",
             "-o", f"StrictHostKeyChecking={'accept-new' if self.accept_new else 'yes'}",
             "-o", f"ConnectTimeout={self.connect_timeout}",
             "-o", "ServerAliveInterval=15",
@@ -74,6 +76,7 @@ class SshTarget:
         if self.identity_file is not None:
             opts += ["-i", str(self.identity_file), "-o", "IdentitiesOnly=yes"]
         for o in self.extra_options:
+            _refuse_weakening(o)
             opts += ["-o", o]
         return opts
 
@@ -85,6 +88,24 @@ class SshTarget:
     def scp_argv(self, local: Path, remote_path: str) -> list[str]:
         port = ["-P", str(self.port)] if self.port else []
         return ["scp", "-q", *self.options(), *port, str(local), f"{_scp_host(self.host)}:{remote_path}"]
+
+
+# Options that would turn host-key checking off or password logins on. The -o options above come first and
+# so win anyway (ssh keeps the first value), but a setting that silently does nothing is refused instead.
+_WEAKENING = {
+    "stricthostkeychecking": {"no", "off", "false"},
+    "userknownhostsfile": {"/dev/null", "none"},
+    "globalknownhostsfile": {"/dev/null", "none"},
+    "passwordauthentication": {"yes", "true"},
+    "kbdinteractiveauthentication": {"yes", "true"},
+}
+
+
+def _refuse_weakening(option: str) -> None:
+    key, value = (re.split(r"\s*=\s*|\s+", option.strip(), maxsplit=1) + [""])[:2]
+    if value.strip().strip('"').lower() in _WEAKENING.get(key.lower(), ()):
+        raise SshError(f"ssh option {option!r} would weaken host-key checking or allow password logins: refused "
+                       "(add the host key to known_hosts, or use --accept-new-host-keys for first-seen hosts)")
 
 
 def _scp_host(host: str) -> str:

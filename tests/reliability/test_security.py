@@ -182,3 +182,36 @@ def test_live_view_off_loopback_asks_for_the_password(free_port: int, tmp_path: 
     finally:
         stop.set()
         lv.close()
+
+
+# ------------------------------------------------------------------ deploy
+
+def test_deploy_ssh_uses_keys_and_checked_host_keys(tmp_path: Path) -> None:
+    from edge.deploy.ssh import SshError, SshTarget
+
+    argv = SshTarget("pi@cam1", known_hosts=tmp_path / "known_hosts").ssh_argv(["true"])
+    opts = " ".join(argv)
+    assert "StrictHostKeyChecking=yes" in opts and f"UserKnownHostsFile={tmp_path / 'known_hosts'}" in opts
+    assert "BatchMode=yes" in opts and "PasswordAuthentication=no" in opts
+    # First-seen keys only when asked for (--accept-new-host-keys); a changed key is still refused by ssh.
+    assert "StrictHostKeyChecking=accept-new" in " ".join(SshTarget("cam1", accept_new=True).ssh_argv(["true"]))
+    for weak in ("StrictHostKeyChecking=no", "StrictHostKeyChecking no", "UserKnownHostsFile=/dev/null",
+                 "PasswordAuthentication=yes"):
+        with pytest.raises(SshError, match="refused"):
+            SshTarget("cam1", extra_options=(weak,)).ssh_argv(["true"])
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="OpenSSH client not installed")
+def test_an_ssh_config_cannot_turn_host_key_checking_off(tmp_path: Path) -> None:
+    from edge.deploy.ssh import SshTarget
+
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text("Host *\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  PasswordAuthentication yes\n")
+    argv = SshTarget("cam1", ssh_config=cfg, known_hosts=tmp_path / "kh").ssh_argv(["true"])
+    # `ssh -G` prints the effective settings without connecting: the command line wins over the file.
+    i = argv.index("cam1")
+    effective = subprocess.run(["ssh", "-G", *argv[1:i], "cam1"], capture_output=True, text=True, check=True).stdout
+    settings_ = dict(line.split(" ", 1) for line in effective.splitlines() if " " in line)
+    assert settings_["stricthostkeychecking"] == "true"
+    assert settings_["userknownhostsfile"] == str(tmp_path / "kh")
+    assert settings_["passwordauthentication"] == "no" and settings_["batchmode"] == "yes"

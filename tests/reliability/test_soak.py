@@ -1,7 +1,7 @@
 """Soak: the real daemon (``python -m edge run``) on a looping clip, RSS sampled, growth bounded.
 
 CI runs 3 minutes (``$EMOTION_EDGE_SOAK_S`` to change); the one-hour run is marked ``slow`` and runs
-only when selected (``-m slow`` or ``EMOTION_EDGE_SLOW=1``). RSS is printed every minute (``-s`` shows it);
+only when selected (``-m slow``). RSS is printed every minute (``-s`` shows it);
 growth after the warm-up must stay within 5 MB.
 """
 
