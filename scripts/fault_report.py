@@ -20,13 +20,18 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = ROOT / "build" / "reliability" / "faults.json"
 DOC = ROOT / "docs" / "reliability.md"
 START, END = "<!-- fault-table:start -->", "<!-- fault-table:end -->"
+GROUP_ORDER = ["MQTT broker", "Camera", "Daemon", "Install", "Frames", "Bad input (fuzzing)", "Soak"]
 
 
 def table(data: dict) -> str:
     """The markdown table, grouped as the tests name the groups."""
     rows = ["| fault | survived | recovery | events lost | notes |", "|---|---|---|---|---|"]
     faults = data.get("faults", {})
-    for name, f in sorted(faults.items(), key=lambda kv: (kv[1].get("group", ""), kv[0])):
+    def order(kv: tuple[str, dict]) -> tuple[int, str]:
+        group = kv[1].get("group", "")
+        return (GROUP_ORDER.index(group) if group in GROUP_ORDER else len(GROUP_ORDER), kv[0])
+
+    for name, f in sorted(faults.items(), key=order):
         rec = "-" if f.get("recovery_s") is None else f"{f['recovery_s']:.1f} s"
         lost = "-" if f.get("lost") is None else str(f["lost"])
         group = f.get("group")

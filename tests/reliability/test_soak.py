@@ -76,7 +76,7 @@ def _soak(broker: Broker, tiny_bundle: Path, tmp_path: Path, duration_s: float, 
     stats = [json.loads(p) for p in rec.payloads("/stats")]
     errors = stats[-1]["frame_errors"] if stats else None
     events = len(rec.payloads("/events"))
-    record(f"Soak {duration_s / 60:.0f} min, looping clip (real pipeline)", group="Soak",
+    record(f"{duration_s / 60:.0f} min on a looping clip (real pipeline)", group="Soak",
            survived=growth <= GROWTH_LIMIT_MB and errors == 0, lost=None,
            detail=f"RSS {start:.1f} -> {end:.1f} MB after {warmup_s:.0f} s warm-up (growth {growth:+.1f} MB, "
                   f"limit {GROWTH_LIMIT_MB:.0f}); peak {max(mb for _, mb in samples):.1f} MB; {events} events, "
