@@ -58,10 +58,26 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12),
 values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
                                                        st.dictionaries(st.text(max_size=8), inner, max_size=3)),
                       max_leaves=6)
+BASE = {"camera": {"id": "porch", "source": "/dev/video0"}}
+
+
+def _on_base(doc: dict) -> dict:
+    """Fuzzed sections merged into a valid config, so that some examples pass and reach deeper checks."""
+    out = {k: dict(v) for k, v in BASE.items()}
+    for sec, val in doc.items():
+        if isinstance(val, dict) and isinstance(out.get(sec), dict):
+            out[sec].update(val)
+        else:
+            out[sec] = val
+    return out
+
+
 config_docs = st.fixed_dictionaries({}, optional={
-    sec: st.one_of(values, st.dictionaries(st.sampled_from(keys + ["typo_key"]), values, max_size=len(keys)))
+    sec: st.one_of(values, st.dictionaries(st.sampled_from(keys + ["typo_key"]), values, max_size=len(keys)),
+                   st.dictionaries(st.sampled_from(keys), st.one_of(st.none(), st.booleans(), st.integers(0, 100)),
+                                   max_size=2))
     for sec, keys in SECTIONS.items()
-} | {"log_level": values, "extra": values})
+} | {"log_level": st.one_of(values, st.sampled_from(["debug", "info"])), "extra": values}).map(_on_base)
 
 
 @FUZZ
