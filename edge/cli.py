@@ -21,6 +21,9 @@ from .errors import EmotionEdgeError
 COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("edge.commands.analyze", "find faces in images/videos and print their valence"),
     "bench": ("edge.commands.bench", "per-stage timings and peak memory of the device path"),
+    "calibrate": ("calibration.commands.calibrate", "build an int8 calibration set through the device crop path"),
+    "convert": ("convert.commands.convert", "Keras/SavedModel -> pruned full-int8 bundle with validation report"),
+    "eval": ("convert.commands.eval", "accuracy of a bundle on labelled faces or photos, as on the device"),
 }
 
 
