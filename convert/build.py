@@ -139,7 +139,7 @@ def convert(opts: ConvertOptions, status: Status | None = None) -> ConvertResult
     if opts.eval:
         from .evaluate import load_eval_data
 
-        parts = [load_eval_data(e, spec, cropped=opts.cropped, limit=opts.eval_limit, seed=opts.seed)
+        parts = [load_eval_data(e, spec, cropped=opts.cropped, limit=opts.eval_limit, seed=opts.seed, labelset=labels)
                  for e in opts.eval]
         data = _concat(parts)
         say(f"eval data: {data.n} samples ({data.missed} faces missed by the detector)")
@@ -161,7 +161,8 @@ def convert(opts: ConvertOptions, status: Status | None = None) -> ConvertResult
         if opts.finetune:
             from .evaluate import load_eval_data
 
-            ft = _concat([load_eval_data(f, spec, cropped=opts.cropped, seed=opts.seed) for f in opts.finetune])
+            ft = _concat([load_eval_data(f, spec, cropped=opts.cropped, seed=opts.seed, labelset=labels)
+                          for f in opts.finetune])
             train = (normalize(ft.crops, spec), _train_targets(ft, labels))
         pruned_model, pruning = prune_model(
             src, opts.prune, train=train, epochs=opts.epochs, frequency=opts.prune_frequency,
@@ -226,17 +227,9 @@ def convert(opts: ConvertOptions, status: Status | None = None) -> ConvertResult
 
 
 def _concat(parts: list) -> Any:
-    from .evaluate import EvalData
+    from .evaluate_bundle import _concat as concat
 
-    if len(parts) == 1:
-        return parts[0]
-    offs = np.cumsum([0] + [p.n for p in parts[:-1]])
-    return EvalData(
-        np.concatenate([p.crops for p in parts]),
-        np.concatenate([p.face_index + o for p, o in zip(parts, offs)]),
-        [lab for p in parts for lab in p.labels], [i for p in parts for i in p.ids],
-        ", ".join(p.source for p in parts), all(p.cropped for p in parts),
-    )
+    return concat(parts)
 
 
 def _train_targets(data: Any, labels: LabelSet) -> np.ndarray:

@@ -64,8 +64,12 @@ def load_eval_data(
     limit: int | None = None,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    labelset: LabelSet | None = None,
 ) -> EvalData:
-    """Labelled samples of ``source`` -> ``EvalData`` (``limit``: a class-balanced subset)."""
+    """Labelled samples of ``source`` -> ``EvalData`` (``limit``: a class-balanced subset).
+
+    With ``labelset``, labels the model cannot score are an error before any image is read.
+    """
     from calibration.crops import device_detector, sample_crops
     from calibration.sources import balanced_subset, open_samples
 
@@ -73,6 +77,8 @@ def load_eval_data(
     samples = [s for s in info.samples if s.label is not None]
     if not samples:
         raise ConfigError(f"{source}: no labelled images (need class folders, labels.csv or fer2013.csv)")
+    if labelset is not None:
+        truth_for(sorted({s.label for s in samples if s.label is not None}), labelset)
     if limit and limit < len(samples):
         samples = balanced_subset(samples, limit, seed=seed)
     detector = device_detector() if any(not s.cropped for s in samples) else None

@@ -7,6 +7,10 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import sys
+import tempfile
+import warnings
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,14 +72,40 @@ def to_tflite(
         dtype = tf.int8 if io_type == "int8" else tf.uint8
         conv.inference_input_type = dtype
         conv.inference_output_type = dtype
-    # Keras' exporter prints "Saved artifact at ..." to stdout; library code must not.
-    with contextlib.redirect_stdout(io.StringIO()) as chatter:
+    # Keras' exporter and the MLIR converter print to stdout/stderr (Python and C++);
+    # library code must not, so their chatter goes to the debug log.
+    with _captured_output() as chatter, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         data = conv.convert()
-    if chatter.getvalue().strip():
-        log.debug("converter: %s", chatter.getvalue().strip())
+    if chatter:
+        log.debug("converter output: %s", " | ".join(chatter))
     log.info("converted %s%s: %d bytes in %.1f s", kind, " (sparse)" if sparse else "", len(data),
              time.perf_counter() - t0)
     return bytes(data)
+
+
+@contextlib.contextmanager
+def _captured_output() -> Any:
+    """Capture fd 1 and 2 (C++ prints too) and Python's sys.stdout; yields the lines afterwards."""
+    lines: list[str] = []
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        try:
+            os.dup2(tmp.fileno(), 1)
+            os.dup2(tmp.fileno(), 2)
+            with contextlib.redirect_stdout(io.StringIO()) as py:
+                yield lines
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            tmp.seek(0)
+            text = tmp.read().decode(errors="replace") + py.getvalue()
+            lines.extend(ln for ln in text.splitlines() if ln.strip())
 
 
 @dataclass(frozen=True)
@@ -98,5 +128,6 @@ def load_test(tflite: bytes, input_shape: tuple[int, ...]) -> LoadTest:
         if not np.all(np.isfinite(out)):
             return LoadTest(False, backend, "output is not finite")
     except Exception as exc:  # BundleError from loading, RuntimeError from invoke
-        return LoadTest(False, backend, str(exc).strip().splitlines()[0][:300])
+        msg = str(exc).strip().splitlines()[0].split(". The file may be corrupt")[0]
+        return LoadTest(False, backend, msg[:300])
     return LoadTest(True, backend)
