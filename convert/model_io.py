@@ -45,7 +45,8 @@ class SourceModel:
             if self.is_keras:
                 y = self.model(xb, training=False)
             else:
-                y = self.model(xb)
+                # Signature functions take keyword arguments only.
+                y = self.model(**{self.model._emotion_edge_input: xb})
                 if isinstance(y, dict):
                     y = next(iter(y.values()))
             outs.append(np.asarray(y, np.float32))
@@ -113,7 +114,9 @@ def _load_saved_model(p: Path) -> tuple[Framework, Any]:
     try:
         import tf_keras
 
-        return "tf_keras", tf_keras.models.load_model(p, compile=False)
+        m = tf_keras.models.load_model(p, compile=False)
+        if isinstance(m, tf_keras.Model):
+            return "tf_keras", m
     except Exception:
         log.debug("%s is not a tf-keras SavedModel; using its serving signature", p)
     import tensorflow as tf
@@ -129,7 +132,8 @@ def _load_saved_model(p: Path) -> tuple[Framework, Any]:
 
 def _describe(p: Path, framework: Framework, model: Any) -> SourceModel:
     if framework == "saved_model":
-        spec = next(iter(model.structured_input_signature[1].values()))
+        key, spec = next(iter(model.structured_input_signature[1].items()))
+        model._emotion_edge_input = key
         in_shape = tuple(spec.shape)
         out_spec = next(iter(model.structured_outputs.values()))
         out_shape = tuple(out_spec.shape)

@@ -180,7 +180,7 @@ def _tfmot_finetune(src: Any, sparsity: float, x: np.ndarray, y: np.ndarray, epo
     base = _clone(src)
     pm = k.models.clone_model(base, clone_function=wrap)
     _copy_weights_by_name(base, pm)
-    pm.compile(k.optimizers.Adam(lr), _loss(src, k), ["accuracy"])
+    pm.compile(optimizer=k.optimizers.Adam(lr), loss=_loss(src, k), metrics=["accuracy"])
     rng = np.random.default_rng(seed)
     hist = []
     for _ in range(epochs):
@@ -223,7 +223,7 @@ def _keras3_finetune(src: Any, sparsity: float, x: np.ndarray, y: np.ndarray, ep
                 v.assign(np.asarray(v.numpy()) * m)
 
     cb = MaskCallback()
-    model.compile(keras.optimizers.Adam(lr), _loss(src, keras), ["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=_loss(src, keras), metrics=["accuracy"])
     rng = np.random.default_rng(seed)
     hist = []
     for _ in range(epochs):
