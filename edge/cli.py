@@ -39,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
         # add_arguments is cheap: command modules import heavy things inside run().
-        importlib.import_module(module).add_arguments(p)
+        try:
+            importlib.import_module(module).add_arguments(p)
+        except ImportError as exc:
+            # One broken or absent command must not take the others down.
+            p.set_defaults(_unavailable=f"command {name!r} is unavailable here: {exc}")
+            p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 
@@ -51,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if getattr(args, "_unavailable", None):
+        print(f"emotion-edge: error: {args._unavailable}", file=sys.stderr)
+        return 2
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except EmotionEdgeError as exc:

@@ -82,6 +82,13 @@ class Pipeline:
     def from_bundle(cls, bundle: str | Path | Bundle | None = None, options: PipelineOptions | None = None) -> "Pipeline":
         """Build from a bundle path (default: the bundle shipped with the package)."""
         options = options or PipelineOptions()
+        if bundle is None and not (default_bundle_path() / "bundle.json").is_file():
+            from .errors import BundleError
+
+            raise BundleError(
+                f"the default model bundle is not installed ({default_bundle_path()}); "
+                "pass --bundle PATH, or reinstall emotion-edge"
+            )
         b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle or default_bundle_path())
         assert b.detector_path is not None
         det = FaceDetector(

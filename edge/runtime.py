@@ -8,11 +8,14 @@ tensor metadata, so callers always speak float32.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -123,8 +126,9 @@ class TFLiteModel:
             # Sparse int8 models can fail on the default XNNPACK delegate.
             kwargs["experimental_op_resolver_type"] = _builtin_without_default_delegates(cls)
         try:
-            self._interp = cls(**kwargs)
-            self._interp.allocate_tensors()
+            with _quiet_native_stderr():
+                self._interp = cls(**kwargs)
+                self._interp.allocate_tensors()
         except Exception as exc:
             raise BundleError(
                 f"cannot load TFLite model {label} with {self.backend}: {exc}. "
@@ -175,6 +179,32 @@ class TFLiteModel:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence the C++ runtime's "INFO: Created ... XNNPACK delegate" line.
+
+    The native logger writes straight to fd 2 and ignores Python logging, so fd 2
+    is pointed at /dev/null while the interpreter is built (unless debug logging
+    is on). Load failures still surface as Python exceptions.
+    """
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _builtin_without_default_delegates(cls: Any) -> Any:
