@@ -40,6 +40,7 @@ class ConvertOptions:
     cropped: str = "auto"
     prune: float | None = None
     finetune: list[str] = field(default_factory=list)
+    finetune_limit: int | None = None
     epochs: int = 2
     prune_frequency: int = 20
     finetune_lr: float = 2e-4
@@ -161,7 +162,8 @@ def convert(opts: ConvertOptions, status: Status | None = None) -> ConvertResult
         if opts.finetune:
             from .evaluate import load_eval_data
 
-            ft = _concat([load_eval_data(f, spec, cropped=opts.cropped, seed=opts.seed, labelset=labels)
+            ft = _concat([load_eval_data(f, spec, cropped=opts.cropped, seed=opts.seed, labelset=labels,
+                                         limit=opts.finetune_limit)
                           for f in opts.finetune])
             train = (normalize(ft.crops, spec), _train_targets(ft, labels))
         pruned_model, pruning = prune_model(
@@ -212,6 +214,10 @@ def convert(opts: ConvertOptions, status: Status | None = None) -> ConvertResult
 
         raw = run_tflite(deployed.data, x_eval)
         calibration, conf = fit_confidence(raw, src.output, data, labels, opts.abstain_rate, opts.seed)
+        if conf is not None:
+            # What the device reports: valence from temperature-scaled probabilities.
+            with_t = score(to_probabilities(raw, src.output, calibration.temperature), data, labels)
+            conf["deployed_valence_accuracy_with_temperature"] = with_t.valence_accuracy
         say(f"temperature {calibration.temperature:.3f} (valence ECE {calibration.ece_before:.2f}% -> "
             f"{calibration.ece_after:.2f}%), abstain below {calibration.abstain_threshold:.3f}")
 

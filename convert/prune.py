@@ -212,15 +212,18 @@ def _keras3_finetune(src: Any, sparsity: float, x: np.ndarray, y: np.ndarray, ep
         def __init__(self) -> None:
             super().__init__()
             self.step = 0
-            self.masks = [np.ones(v.shape, np.float32) for v in variables]
+            self.masks: list[Any] = [None] * len(variables)
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             self.step += 1
             if self.step % frequency == 0 or self.step == end_step:
                 s = polynomial_sparsity(self.step, end_step, sparsity)
-                self.masks = [magnitude_mask(np.asarray(v.numpy()), s) for v in variables]
+                self.masks = [keras.ops.convert_to_tensor(magnitude_mask(np.asarray(v.numpy()), s))
+                              for v in variables]
+            # Re-apply after every optimizer step so pruned weights stay at zero.
             for v, m in zip(variables, self.masks):
-                v.assign(np.asarray(v.numpy()) * m)
+                if m is not None:
+                    v.assign(keras.ops.multiply(v, m))
 
     cb = MaskCallback()
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=_loss(src, keras), metrics=["accuracy"])

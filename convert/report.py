@@ -125,6 +125,10 @@ def build_sections(bundle: Path, metrics: dict[str, Any], artifacts: list[Any], 
             f"answers {c['abstain']['coverage']:.1f}% of faces with {c['abstain']['accuracy_answered']:.2f}% accuracy "
             f"(all faces: {c['abstain']['accuracy_all']:.2f}%).",
         ])
+        if c.get("deployed_valence_accuracy_with_temperature") is not None:
+            sec.paragraphs.append(
+                "Valence accuracy of the deployed model as the device computes it (temperature applied, no "
+                f"abstain): {c['deployed_valence_accuracy_with_temperature']:.2f}%.")
         sec.images.append(_reliability_plot(bundle, c))
         out.append(sec)
     return out

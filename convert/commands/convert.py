@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--prune", type=float, default=None, metavar="SPARSITY", help="magnitude pruning, e.g. 0.5")
     g.add_argument("--finetune", action="append", default=[], metavar="DATA",
                    help="labelled training data for pruning with fine-tuning (else one-shot pruning)")
+    g.add_argument("--finetune-limit", type=int, default=None, metavar="N",
+                   help="fine-tune on a class-balanced subset of N faces (default: all)")
     g.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs (default 2)")
     g.add_argument("--prune-frequency", type=int, default=20, metavar="STEPS",
                    help="steps between pruning-mask updates (default 20)")
@@ -56,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     opts = ConvertOptions(
         model=Path(args.model), labels=args.labels, calib=Path(args.calib), out=Path(args.out), eval=args.eval,
         eval_limit=args.eval_limit, cropped=args.cropped, prune=args.prune, finetune=args.finetune,
+        finetune_limit=args.finetune_limit,
         epochs=args.epochs, prune_frequency=args.prune_frequency, finetune_lr=args.lr, batch_size=args.batch_size,
         io=args.io, input_size=args.input_size, color=args.color, scale=args.scale, max_drop=args.max_drop,
         gate=not args.no_gate, abstain_rate=args.abstain_rate, bundle_id=args.bundle_id,

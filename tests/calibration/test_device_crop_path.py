@@ -44,3 +44,26 @@ def test_photos_without_faces_are_an_empty_source(tmp_path: Path) -> None:
 
     with pytest.raises(SourceError, match="no faces found"):
         build_calibration_set([tmp_path], PreprocessSpec())
+
+
+def test_video_frames_go_through_the_detector(genki_dir: Path, tmp_path: Path) -> None:
+    import cv2
+
+    from calibration.crops import device_detector, sample_crops
+    from calibration.sources import open_samples
+    from edge.preprocess import PreprocessSpec
+
+    video = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for p in sorted((genki_dir / "files").glob("*.jpg"))[:6]:
+        frame = cv2.resize(read_image(p), (200, 210))
+        canvas = np.zeros((240, 320, 3), np.uint8)
+        canvas[15:225, 60:260] = frame
+        for _ in range(5):
+            w.write(canvas)
+    w.release()
+    info = open_samples(video, video_stride=5)
+    assert info.kind == "video" and len(info.samples) == 6 and not info.samples[0].cropped
+    with device_detector() as det:
+        crops = [c for s in info.samples for c in sample_crops(s, PreprocessSpec(), det)]
+    assert len(crops) >= 5 and crops[0].shape == (48, 48)

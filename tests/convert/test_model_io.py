@@ -54,3 +54,14 @@ def test_weights_only_h5_and_unknown_suffix_are_explained(legacy_h5: Path, tmp_p
     (tmp_path / "m.onnx").write_bytes(b"x")
     with pytest.raises(ConfigError, match="unknown model format"):
         load_model(tmp_path / "m.onnx")
+
+
+def test_uint8_io_gives_uint8_tensors(keras3_model: Path) -> None:
+    from convert.model_io import load_model
+    from convert.quantize import to_tflite
+    from edge.runtime import TFLiteModel
+
+    x = np.random.default_rng(1).random((8, 48, 48, 1), dtype=np.float32)
+    data = to_tflite(load_model(keras3_model).model, "int8", representative=x, io_type="uint8")
+    with TFLiteModel(data) as m:
+        assert m.input.dtype == np.uint8 and m.outputs[0].dtype == np.uint8

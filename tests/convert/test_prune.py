@@ -30,7 +30,7 @@ def test_polynomial_schedule_matches_tfmot_end_points() -> None:
 def _train_data(size: int, scale: str) -> tuple[np.ndarray, np.ndarray]:
     from conftest import _fer  # tests/convert/conftest.py helper
 
-    return _fer("train", 40, scale)
+    return _fer("train", 30, scale)
 
 
 @pytest.mark.parametrize("which", ["keras3", "legacy"])
@@ -42,7 +42,7 @@ def test_finetune_pruning_reaches_the_target_in_every_layer(which: str, request:
     path: Path = request.getfixturevalue("keras3_model" if which == "keras3" else "legacy_h5")
     src = load_model(path)
     x, y = _train_data(48, "zero_one" if which == "keras3" else "minus1to1")
-    model, rep = prune_model(src, 0.5, train=(x, y), epochs=2, frequency=3, batch_size=32)
+    model, rep = prune_model(src, 0.5, train=(x, y), epochs=2, frequency=2, batch_size=64)
     assert rep["layers"] and all(abs(v["sparsity"] - 0.5) < 0.01 for v in rep["layers"].values()), rep
     assert ("prune_low_magnitude" in rep["method"]) == (which == "legacy")
     assert len(rep["history"]) == 2
