@@ -9,7 +9,12 @@ Which implementation runs depends on the model's Keras:
   load in tf-keras, so the same schedule runs by hand: a callback recomputes
   per-layer magnitude masks every ``frequency`` steps (sparsity rising polynomially
   to the target over the first 80% of steps) and re-applies them after every batch.
+- tf-keras models that nest other models (tfmot cannot wrap those) use the same masks.
 - No training data: one-shot magnitude pruning of each prunable kernel to the target.
+
+Nested models (a training model inside an export wrapper) are walked layer by layer;
+frozen layers (``trainable=False``, e.g. a fixed mirror matrix for flip averaging) are
+never pruned.
 
 Sparsity is always measured afterwards on the final weights and reported per layer;
 a schedule that never fired (too few steps for its frequency) is an error, never a
@@ -33,8 +38,8 @@ RAMP = 0.8  # fraction of fine-tuning steps over which sparsity ramps up
 
 
 def _kernel_vars(layer: Any) -> list[Any]:
-    """The prunable weight variables of a layer (kernels, not biases or BN)."""
-    if layer.__class__.__name__ not in PRUNABLE:
+    """The prunable weight variables of a layer (kernels, not biases or BN; frozen layers are left alone)."""
+    if layer.__class__.__name__ not in PRUNABLE or not layer.trainable:
         return []
     out = []
     for attr in ("kernel", "depthwise_kernel", "pointwise_kernel"):
@@ -44,8 +49,31 @@ def _kernel_vars(layer: Any) -> list[Any]:
     return out
 
 
+def leaf_layers(model: Any) -> list[Any]:
+    """Every layer, nested models flattened (e.g. a training model wrapped by an export model), once each."""
+    out: list[Any] = []
+    seen: set[int] = set()
+
+    def walk(m: Any) -> None:
+        for layer in getattr(m, "layers", []):
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            if getattr(layer, "layers", None):
+                walk(layer)
+            else:
+                out.append(layer)
+
+    walk(model)
+    return out
+
+
 def prunable_layers(model: Any) -> list[Any]:
-    return [layer for layer in model.layers if _kernel_vars(layer)]
+    return [layer for layer in leaf_layers(model) if _kernel_vars(layer)]
+
+
+def _is_flat(model: Any) -> bool:
+    return not any(getattr(layer, "layers", None) for layer in model.layers)
 
 
 def magnitude_mask(w: np.ndarray, sparsity: float) -> np.ndarray:
@@ -73,7 +101,7 @@ def measure_sparsity(model: Any) -> dict[str, Any]:
     """Per-layer and overall fraction of zero weights in prunable kernels."""
     layers: dict[str, Any] = {}
     zeros = total = 0
-    for layer in model.layers:
+    for layer in leaf_layers(model):
         for v in _kernel_vars(layer):
             w = np.asarray(v.numpy() if hasattr(v, "numpy") else v)
             z = int(np.sum(w == 0))
@@ -116,14 +144,15 @@ def prune_model(
                 f"fine-tuning has {steps} steps but the pruning mask updates every {frequency}: it would never "
                 f"prune. Lower --prune-frequency or add --epochs / data"
             )
-        if src.framework == "tf_keras":
+        if src.framework == "tf_keras" and _is_flat(src.model):
             model, history = _tfmot_finetune(src, sparsity, x, y, epochs, frequency, end_step, batch_size,
                                              learning_rate, seed)
             method = f"tfmot prune_low_magnitude, PolynomialDecay to {end_step} steps, frequency {frequency}"
         else:
-            model, history = _keras3_finetune(src, sparsity, x, y, epochs, frequency, end_step, batch_size,
-                                              learning_rate, seed)
-            method = (f"Keras 3 magnitude masks (tfmot schedule by hand), polynomial to {end_step} steps, "
+            model, history = _mask_finetune(src, sparsity, x, y, epochs, frequency, end_step, batch_size,
+                                            learning_rate, seed)
+            why = "Keras 3" if src.framework == "keras3" else "nested tf-keras model"
+            method = (f"magnitude masks by hand ({why}; tfmot's polynomial schedule) to {end_step} steps, "
                       f"frequency {frequency}")
         method += f", fine-tuned {epochs} epoch(s) on {len(x)} faces"
     report = measure_sparsity(model)
@@ -134,14 +163,19 @@ def prune_model(
     return model, report
 
 
-def _clone(src: Any) -> Any:
+def _keras_module(src: Any) -> Any:
     if src.framework == "tf_keras":
         import tf_keras as k
     else:
         import keras as k  # type: ignore[no-redef]
-    m = k.models.clone_model(src.model)
-    m.set_weights(src.model.get_weights())
-    return m
+    return k
+
+
+def _clone(src: Any) -> Any:
+    """An independent copy: reloaded from its file (clone_model does not deep-copy nested models)."""
+    from .model_io import load_model
+
+    return load_model(src.path).model
 
 
 def _loss(src: Any, k: Any) -> Any:
@@ -200,10 +234,10 @@ def _copy_weights_by_name(src: Any, wrapped: Any) -> None:
             inner.set_weights(orig.get_weights())
 
 
-def _keras3_finetune(src: Any, sparsity: float, x: np.ndarray, y: np.ndarray, epochs: int, frequency: int,
-                     end_step: int, batch_size: int, lr: float, seed: int) -> tuple[Any, list[dict[str, float]]]:
-    import keras
-
+def _mask_finetune(src: Any, sparsity: float, x: np.ndarray, y: np.ndarray, epochs: int, frequency: int,
+                   end_step: int, batch_size: int, lr: float, seed: int) -> tuple[Any, list[dict[str, float]]]:
+    keras = _keras_module(src)
+    ops = getattr(keras, "ops", None)  # Keras 3; tf-keras variables multiply directly
     keras.utils.set_random_seed(seed)
     model = _clone(src)
     variables = [v for layer in prunable_layers(model) for v in _kernel_vars(layer)]
@@ -218,12 +252,13 @@ def _keras3_finetune(src: Any, sparsity: float, x: np.ndarray, y: np.ndarray, ep
             self.step += 1
             if self.step % frequency == 0 or self.step == end_step:
                 s = polynomial_sparsity(self.step, end_step, sparsity)
-                self.masks = [keras.ops.convert_to_tensor(magnitude_mask(np.asarray(v.numpy()), s))
-                              for v in variables]
+                self.masks = [magnitude_mask(np.asarray(v.numpy()), s) for v in variables]
+                if ops is not None:
+                    self.masks = [ops.convert_to_tensor(m) for m in self.masks]
             # Re-apply after every optimizer step so pruned weights stay at zero.
             for v, m in zip(variables, self.masks):
                 if m is not None:
-                    v.assign(keras.ops.multiply(v, m))
+                    v.assign(ops.multiply(v, m) if ops is not None else v * m)
 
     cb = MaskCallback()
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=_loss(src, keras), metrics=["accuracy"])

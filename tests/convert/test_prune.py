@@ -68,3 +68,27 @@ def test_a_schedule_that_would_never_fire_is_an_error(keras3_model: Path) -> Non
     x = np.zeros((64, 48, 48, 1), np.float32)
     with pytest.raises(ConfigError, match="never"):
         prune_model(load_model(keras3_model), 0.5, train=(x, np.zeros(64, int)), epochs=1, frequency=100)
+
+
+def test_nested_export_model_prunes_inner_layers_and_keeps_frozen_ones(keras3_model: Path, tmp_path: Path) -> None:
+    """The train stage exports ``softmax(model(x))`` averaged with a mirrored copy through a frozen Dense."""
+    import keras
+
+    from convert.model_io import load_model
+    from convert.prune import prune_model
+
+    inner = keras.saving.load_model(keras3_model)
+    inp = keras.Input((48, 48, 1))
+    mirror = keras.layers.Dense(48, use_bias=False, trainable=False, name="mirror_matrix")
+    flipped = keras.layers.Permute((1, 3, 2))(mirror(keras.layers.Permute((1, 3, 2))(inp)))
+    out = keras.layers.Average()([inner(inp), inner(flipped)])
+    wrapper = keras.Model(inp, out)
+    mirror.set_weights([np.eye(48, dtype="float32")[::-1]])
+    wrapper.save(tmp_path / "export.keras")
+    src = load_model(tmp_path / "export.keras")
+    x, y = _train_data(48, "zero_one")
+    model, rep = prune_model(src, 0.5, train=(x[:128], y[:128]), epochs=2, frequency=1, batch_size=64)
+    assert "mirror_matrix" not in rep["layers"] and len(rep["layers"]) >= 3
+    assert all(abs(v["sparsity"] - 0.5) < 0.01 for v in rep["layers"].values())
+    kept = next(l for l in model.layers if l.name == "mirror_matrix").get_weights()[0]
+    np.testing.assert_array_equal(kept, np.eye(48, dtype="float32")[::-1])
