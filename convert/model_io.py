@@ -87,9 +87,44 @@ def _load_keras3(p: Path) -> Any:
     import keras
 
     try:
-        return keras.saving.load_model(p, compile=False)
+        model = keras.saving.load_model(p, compile=False)
     except Exception as exc:
         raise _fail(p, exc) from None
+    return float32_model(model)
+
+
+def _policies(model: Any) -> set[str]:
+    layers = model._flatten_layers(include_self=False) if hasattr(model, "_flatten_layers") else model.layers
+    return {getattr(getattr(layer, "dtype_policy", None), "name", "float32") for layer in layers}
+
+
+def float32_model(model: Any) -> Any:
+    """A mixed-precision (bf16/fp16) Keras 3 model rebuilt in float32 with the same weights.
+
+    The TFLite converter rejects bf16 casts, and int8 ranges should be fitted on the
+    float32 graph anyway. Variables of mixed-precision layers are float32 already, so
+    the weights carry over exactly.
+    """
+    if _policies(model) <= {"float32"}:
+        return model
+    import keras
+
+    def fix(node: Any) -> Any:
+        if isinstance(node, dict):
+            if node.get("class_name") == "DTypePolicy" and isinstance(node.get("config"), dict):
+                return dict(node, config=dict(node["config"], name="float32"))
+            return {k: fix(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [fix(v) for v in node]
+        if isinstance(node, str) and node.startswith("mixed_"):
+            return "float32"
+        return node
+
+    config = fix(keras.saving.serialize_keras_object(model))
+    rebuilt = keras.saving.deserialize_keras_object(config)
+    rebuilt.set_weights(model.get_weights())
+    log.info("rebuilt mixed-precision model (%s) in float32", ", ".join(sorted(_policies(model) - {"float32"})))
+    return rebuilt
 
 
 def _load_h5(p: Path) -> Any:

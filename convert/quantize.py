@@ -76,7 +76,14 @@ def to_tflite(
     # library code must not, so their chatter goes to the debug log.
     with _captured_output() as chatter, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-        data = conv.convert()
+        try:
+            data = conv.convert()
+        except Exception as exc:
+            # The converter's message carries a whole MLIR dump: keep it for -vv only.
+            log.debug("converter failed: %s", exc)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise ConfigError(f"TFLite converter failed for the {kind} model: {first[:300]} "
+                              "(run with -vv for the converter's full output)") from None
     if chatter:
         log.debug("converter output: %s", " | ".join(chatter))
     log.info("converted %s%s: %d bytes in %.1f s", kind, " (sparse)" if sparse else "", len(data),
