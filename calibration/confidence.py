@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TEMPERATURE_GRID = np.exp(np.linspace(np.log(0.25), np.log(8.0), 121))
+TEMPERATURE_GRID = np.exp(np.linspace(np.log(0.2), np.log(20.0), 161))
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

@@ -57,6 +57,7 @@ def build_calibration_set(
     *,
     cropped: CroppedMode = "auto",
     seed: int = 0,
+    usage: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> CalibrationSet:
     """Sample ``n`` faces class-balanced from ``sources`` through the device crop path.
@@ -64,7 +65,7 @@ def build_calibration_set(
     Photos where the detector finds no face are skipped and counted; the sampler
     draws replacements from the same class until the class runs out.
     """
-    infos = [open_samples(s, cropped=cropped) for s in sources]
+    infos = [open_samples(s, cropped=cropped, usage=usage) for s in sources]
     pool = [s for info in infos for s in info.samples]
     # The whole pool in round-robin class order: taking the first n faces found is
     # class-balanced, and a photo without a face is replaced by the next of its class.

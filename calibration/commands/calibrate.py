@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="images are already face crops (default: small square images are)")
     crop.add_argument("--photos", dest="cropped", action="store_const", const="no",
                       help="images are photos: find faces with the detector")
+    parser.add_argument("--usage", default=None, metavar="SPLIT",
+                        help="Kaggle fer2013.csv only: keep rows of this Usage (Training, PublicTest, PrivateTest)")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
 
         cs = build_calibration_set(args.sources, spec, args.samples, cropped=args.cropped, seed=args.seed,
-                                   progress=progress)
+                                   usage=args.usage, progress=progress)
     paths = save_calibration_set(cs, args.out)
     m = cs.manifest
     counts = ", ".join(f"{k or 'unlabelled'} {v}" for k, v in m["counts_per_class"].items())
