@@ -69,6 +69,7 @@ class Artifact:
     sparse_format: bool = False
     loads: bool = True
     load_error: str | None = None
+    runtime: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -259,7 +260,8 @@ def _build(model: Any, saved_dir: Path | None, kind: str, rep: np.ndarray, opts:
     lt = load_test(data, rep.shape[1:])
     if not lt.ok:
         log.warning("%s fails to load on %s: %s", name, lt.backend, lt.error)
-    return Artifact(name, kind, pruned, data, sparse_format=sparse, loads=lt.ok, load_error=lt.error)
+    return Artifact(name, kind, pruned, data, sparse_format=sparse, loads=lt.ok, load_error=lt.error,
+                    runtime=lt.backend)
 
 
 def _latency(a: Artifact, input_shape: tuple[int, ...], runs: int) -> float:
@@ -298,7 +300,7 @@ def _bundle_metrics(artifacts: list[Artifact], deployed: Artifact, data: Any, pr
     for a in artifacts:
         out["artifacts"][a.name] = {
             "bytes": a.size, "gzip_bytes": a.gz_size, "sparse_format": a.sparse_format,
-            "loads_on_litert": a.loads, "load_error": a.load_error, **a.metrics,
+            "loads_on_litert": a.loads, "load_error": a.load_error, "runtime": a.runtime, **a.metrics,
         }
     if pruning is not None:
         out["pruning"] = pruning
