@@ -35,6 +35,8 @@ class ConvertOptions:
     labels: str
     calib: Path
     out: Path
+    calib_spec: str | None = None
+    calib_samples: int = 500
     eval: list[str] = field(default_factory=list)
     eval_limit: int | None = None
     cropped: str = "auto"
@@ -118,16 +120,14 @@ def resolve_spec(calib_spec: PreprocessSpec, input_size: int, channels: int, opt
 
 def convert(opts: ConvertOptions, status: Status | None = None) -> ConvertResult:
     """Run the whole convert stage; raises ``edge.errors.*`` on user-fixable problems."""
-    from calibration.representative import load_calibration_set
-
     from .model_io import load_model
 
     say = status or (lambda msg: log.info("%s", msg))
     t_start = time.perf_counter()
     labels = load_labels(opts.labels)
-    calib = load_calibration_set(opts.calib)
     src = load_model(opts.model)
     check_output_size(labels, src.n_outputs, str(opts.model))
+    calib = _calibration_set(opts, src, say)
     spec = resolve_spec(calib.spec, src.input_size, src.channels, opts)
     if opts.prune is not None and not 0.0 < opts.prune < 1.0:
         raise ConfigError(f"--prune {opts.prune}: sparsity must be between 0 and 1 (e.g. 0.5)")
@@ -231,6 +231,23 @@ def convert(opts: ConvertOptions, status: Status | None = None) -> ConvertResult
     write_report(bundle, metrics, artifacts, labels, conf)
     log.info("convert finished in %.1f s", time.perf_counter() - t_start)
     return ConvertResult(bundle, deployed.name, artifacts, metrics, gate_passed, gate_msg, notes)
+
+
+def _calibration_set(opts: ConvertOptions, src: Any, say: Status) -> Any:
+    """``--calib`` is a calibration .npz, or a source to build one from (as ``calibrate`` would)."""
+    from calibration.representative import build_calibration_set, load_calibration_set
+
+    path = Path(opts.calib)
+    if path.suffix == ".npz":
+        return load_calibration_set(path)
+    from calibration.spec import parse_spec
+
+    base = parse_spec(opts.calib_spec) if opts.calib_spec else PreprocessSpec()
+    spec = base.model_copy(update={"input_size": src.input_size, "color": "gray" if src.channels == 1 else "rgb",
+                                   **({"scale": opts.scale} if opts.scale else {})})
+    cs = build_calibration_set([path], spec, opts.calib_samples, cropped=opts.cropped, seed=opts.seed)  # type: ignore[arg-type]
+    say(f"calibration set built from {path}: {len(cs)} faces {cs.manifest['counts_per_class']}")
+    return cs
 
 
 def _concat(parts: list) -> Any:

@@ -11,7 +11,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="Keras 3 .keras, legacy Keras 2 .h5, or a SavedModel directory")
     parser.add_argument("--labels", required=True, metavar="PRESET|FILE",
                         help="fer7, affectnet8, valence3, smile2, or a .json label file")
-    parser.add_argument("--calib", required=True, metavar="NPZ", help="calibration set from `emotion-edge calibrate`")
+    parser.add_argument("--calib", required=True, metavar="NPZ|SOURCE",
+                        help="calibration set from `emotion-edge calibrate`, or a source to build one from")
+    parser.add_argument("--calib-spec", default=None, metavar="SPEC",
+                        help="crop geometry when --calib is a source, as `calibrate --for` (e.g. 'margin=0.15')")
+    parser.add_argument("--calib-samples", type=int, default=500, metavar="N",
+                        help="faces to sample when --calib is a source (default 500)")
     parser.add_argument("--out", required=True, metavar="BUNDLE", help="bundle directory to write")
     parser.add_argument("--eval", action="append", default=[], metavar="DATA",
                         help="held-out labelled data (class folders, labels.csv); repeatable. Enables the gate")
@@ -57,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     opts = ConvertOptions(
         model=Path(args.model), labels=args.labels, calib=Path(args.calib), out=Path(args.out), eval=args.eval,
+        calib_spec=args.calib_spec, calib_samples=args.calib_samples,
         eval_limit=args.eval_limit, cropped=args.cropped, prune=args.prune, finetune=args.finetune,
         finetune_limit=args.finetune_limit,
         epochs=args.epochs, prune_frequency=args.prune_frequency, finetune_lr=args.lr, batch_size=args.batch_size,
