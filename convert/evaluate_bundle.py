@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -15,12 +15,12 @@ from .labels import LabelSet
 
 
 def evaluate_bundle(bundle: str | Path, data: list[str], *, cropped: str = "auto", limit: int | None = None,
-                    threads: int = 1) -> dict[str, Any]:
+                    threads: int = 1, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Metrics dict: scores (accuracies, recall, confusion), abstain coverage, what was evaluated."""
     b = load_bundle(bundle)
     m = b.manifest
     labels = LabelSet(m.id, tuple(m.classes), dict(m.valence))
-    parts = [load_eval_data(d, m.preprocess, cropped=cropped, limit=limit, labelset=labels) for d in data]
+    parts = [load_eval_data(d, m.preprocess, cropped=cropped, limit=limit, labelset=labels, progress=progress) for d in data]
     ev = parts[0] if len(parts) == 1 else _concat(parts)
     truth_for(ev.labels, labels)  # unknown class names -> ConfigError before any work
     with Classifier(b, num_threads=threads) as clf:

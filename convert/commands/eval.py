@@ -25,9 +25,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from tqdm import tqdm
+
     from convert.evaluate_bundle import evaluate_bundle
 
-    result = evaluate_bundle(args.bundle, args.data, cropped=args.cropped, limit=args.limit, threads=args.threads)
+    with tqdm(unit="img", desc="eval", leave=False, disable=args.json) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = evaluate_bundle(args.bundle, args.data, cropped=args.cropped, limit=args.limit,
+                                 threads=args.threads, progress=progress)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
