@@ -104,7 +104,7 @@ def build_sections(bundle: Path, metrics: dict[str, Any], artifacts: list[Any], 
     if pr:
         sec = Section("Pruning", [
             f"Method: {pr['method']}. Target sparsity {pr['target']:.0%}; reached {pr['overall_sparsity']:.1%} "
-            f"over prunable weights (measured on the stripped model)."])
+            f"over prunable weights (measured on the final weights)."])
         sec.table = [["layer", "weights", "sparsity"]] + [
             [k, f"{v['weights']:,}", f"{v['sparsity']:.1%}"] for k, v in pr["layers"].items()]
         if pr.get("history"):

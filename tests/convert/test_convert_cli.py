@@ -56,7 +56,11 @@ def test_gate_fails_with_nonzero_exit_unless_overridden(
     err = capsys.readouterr().err
     assert "gate FAILED" in err and len(err.strip().splitlines()) == 1
     assert json.loads((tmp_path / "b" / "bundle.json").read_text())["metrics"]["gate"]["passed"] is False
-    assert cli(args + ["--no-gate"]) == 0
+    # --no-gate accepts; --calib may also name a source, built through the same crop path.
+    args[args.index("--calib") + 1] = str(DATA / "fer2013" / "train")
+    assert cli(args + ["--no-gate", "--calib-samples", "30"]) == 0
+    m = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    assert m["provenance"]["calibration_set"]["count"] == 30
 
 
 def _one_error_line(capsys) -> str:  # type: ignore[no-untyped-def]
