@@ -105,3 +105,17 @@ def test_eval_folder_with_unknown_class_names(tmp_path: Path, cli, capsys, tiny_
     rc = cli(["eval", str(tiny_bundle), str(tmp_path / "data")])
     assert rc == 2
     assert "unknown class names in the data: ['cats']" in _one_error_line(capsys)
+
+
+def test_calibrate_command_writes_set_manifest_and_preview(fer_needed: None, tmp_path: Path, cli, capsys) -> None:  # type: ignore[no-untyped-def]
+    rc = cli(["calibrate", VAL, "--for", "size=40,color=gray,margin=0.1", "-n", "35", "--out", str(tmp_path / "c.npz")])
+    assert rc == 0
+    assert "35 faces (angry 5, disgust 5" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "c.json").read_text())
+    assert manifest["spec"]["input_size"] == 40 and manifest["counts_per_class"]["happy"] == 5
+    assert manifest["sources"][0]["kind"] == "class folders" and len(manifest["npz_sha256"]) == 64
+    from calibration.representative import load_calibration_set
+
+    cs = load_calibration_set(tmp_path / "c.npz")
+    assert cs.crops.shape == (35, 40, 40) and cs.content_sha256() == manifest["content_sha256"]
+    assert (tmp_path / "c.png").stat().st_size > 1000
