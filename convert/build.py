@@ -118,21 +118,32 @@ def resolve_spec(calib_spec: PreprocessSpec, input_size: int, channels: int, opt
     return calib_spec
 
 
+def check_options(opts: ConvertOptions) -> None:
+    """Option conflicts are errors before any slow work starts."""
+    if opts.prune is not None and not 0.0 < opts.prune < 1.0:
+        raise ConfigError(f"--prune {opts.prune}: sparsity must be between 0 and 1 (e.g. 0.5)")
+    if opts.finetune and opts.prune is None:
+        raise ConfigError("--finetune needs --prune (fine-tuning here recovers accuracy after pruning)")
+    if opts.epochs < 1:
+        raise ConfigError("--epochs must be at least 1")
+    if not 0.0 <= opts.abstain_rate < 1.0:
+        raise ConfigError(f"--abstain-rate {opts.abstain_rate}: must be in [0, 1)")
+
+
 def convert(opts: ConvertOptions, status: Status | None = None) -> ConvertResult:
     """Run the whole convert stage; raises ``edge.errors.*`` on user-fixable problems."""
     from .model_io import load_model
 
     say = status or (lambda msg: log.info("%s", msg))
     t_start = time.perf_counter()
+    check_options(opts)
     labels = load_labels(opts.labels)
     src = load_model(opts.model)
     check_output_size(labels, src.n_outputs, str(opts.model))
     calib = _calibration_set(opts, src, say)
     spec = resolve_spec(calib.spec, src.input_size, src.channels, opts)
-    if opts.prune is not None and not 0.0 < opts.prune < 1.0:
-        raise ConfigError(f"--prune {opts.prune}: sparsity must be between 0 and 1 (e.g. 0.5)")
-    if opts.finetune and opts.prune is None:
-        raise ConfigError("--finetune needs --prune (fine-tuning here recovers accuracy after pruning)")
+    if opts.prune is not None and not src.is_keras:
+        raise ConfigError(f"{src.path}: pruning needs a Keras model (.keras, .h5 or a Keras SavedModel)")
     say(f"model {src.path.name}: {src.framework}, input {src.input_size}x{src.input_size}x{src.channels}, "
         f"{src.n_outputs} outputs ({src.output}); labels {labels.name}; calibration {len(calib)} faces")
 
@@ -141,86 +152,39 @@ def convert(opts: ConvertOptions, status: Status | None = None) -> ConvertResult
     if opts.eval:
         from .evaluate import load_eval_data
 
-        parts = [load_eval_data(e, spec, cropped=opts.cropped, limit=opts.eval_limit, seed=opts.seed, labelset=labels)
-                 for e in opts.eval]
-        data = _concat(parts)
+        data = _concat([load_eval_data(e, spec, cropped=opts.cropped, limit=opts.eval_limit, seed=opts.seed,
+                                       labelset=labels) for e in opts.eval])
         say(f"eval data: {data.n} samples ({data.missed} faces missed by the detector)")
 
-    artifacts: list[Artifact] = []
-    notes: list[str] = []
     keras_model = src.model if src.is_keras else None
     saved_dir = None if src.is_keras else src.path
-    for kind in ("float32", "dynamic", "int8"):
-        artifacts.append(_build(keras_model, saved_dir, kind, rep, opts, pruned=False))
-
+    artifacts = [_build(keras_model, saved_dir, kind, rep, opts, pruned=False) for kind in ("float32", "dynamic", "int8")]
+    notes: list[str] = []
     pruning: dict[str, Any] | None = None
     if opts.prune is not None:
-        from .prune import prune_model
-
-        if not src.is_keras:
-            raise ConfigError(f"{src.path}: pruning needs a Keras model (.keras, .h5 or a Keras SavedModel)")
-        train = None
-        if opts.finetune:
-            from .evaluate import load_eval_data
-
-            ft = _concat([load_eval_data(f, spec, cropped=opts.cropped, seed=opts.seed, labelset=labels,
-                                         limit=opts.finetune_limit)
-                          for f in opts.finetune])
-            train = (normalize(ft.crops, spec), _train_targets(ft, labels))
-        pruned_model, pruning = prune_model(
-            src, opts.prune, train=train, epochs=opts.epochs, frequency=opts.prune_frequency,
-            batch_size=opts.batch_size, learning_rate=opts.finetune_lr, seed=opts.seed,
-        )
+        pruned, pruning, note = _pruned_artifacts(src, spec, labels, rep, opts)
         say(f"pruned to {pruning['overall_sparsity']:.1%} of prunable weights ({pruning['method']})")
-        artifacts.append(_build(pruned_model, None, "float32", rep, opts, pruned=True))
-        sparse = _build(pruned_model, None, "int8", rep, opts, pruned=True, sparse=True)
-        if sparse.loads:
-            artifacts.append(sparse)
-        else:
-            why = f"sparse int8 model failed the LiteRT load test ({sparse.load_error}); using the dense encoding"
-            notes.append(why)
-            log.warning("%s", why)
-            artifacts.append(_build(pruned_model, None, "int8", rep, opts, pruned=True))
+        artifacts += pruned
+        notes += [note] if note else []
 
     input_shape = (src.input_size, src.input_size, src.channels)
     for a in artifacts:
-        if not a.loads:
-            continue
-        a.metrics["latency_ms_1thread"] = latency = _latency(a, input_shape, opts.latency_runs)
-        say(f"{a.name}: {a.size:,} bytes ({a.gz_size:,} gzipped), {latency:.3f} ms/face on 1 thread")
-
-    deployed = next(a for a in reversed(artifacts) if a.kind == "int8" and a.loads) if any(
-        a.kind == "int8" and a.loads for a in artifacts) else None
-    if deployed is None:
+        if a.loads:
+            a.metrics["latency_ms_1thread"] = latency = _latency(a, input_shape, opts.latency_runs)
+            say(f"{a.name}: {a.size:,} bytes ({a.gz_size:,} gzipped), {latency:.3f} ms/face on 1 thread")
+    deployable = [a for a in artifacts if a.kind == "int8" and a.loads]
+    if not deployable:
         raise ConfigError("no int8 model passed the LiteRT load test: "
                           + "; ".join(f"{a.name}: {a.load_error}" for a in artifacts if not a.loads))
-
-    from .evaluate import agreement, run_tflite, score, to_probabilities
-
-    probs: dict[str, np.ndarray] = {}
-    x_eval = normalize(data.crops, spec) if data is not None else rep
-    for a in artifacts:
-        if a.loads:
-            probs[a.name] = to_probabilities(run_tflite(a.data, x_eval), src.output)
-    ref = probs["float32"]
-    for a in artifacts:
-        if a.name in probs and a.name != "float32":
-            a.metrics.update(agreement(ref, probs[a.name]))
-        if data is not None and a.name in probs:
-            a.metrics["scores"] = score(probs[a.name], data, labels).as_dict()
+    deployed = deployable[-1]  # the pruned one when pruning
+    _measure(artifacts, data, rep, spec, src.output, labels)
 
     calibration, conf = Calibration(), None
     if data is not None:
-        from .confidence_fit import fit_confidence
-
-        raw = run_tflite(deployed.data, x_eval)
-        calibration, conf = fit_confidence(raw, src.output, data, labels, opts.abstain_rate, opts.seed)
+        calibration, conf = _fit_confidence(deployed, data, spec, src.output, labels, opts)
         if conf is not None:
-            # What the device reports: valence from temperature-scaled probabilities.
-            with_t = score(to_probabilities(raw, src.output, calibration.temperature), data, labels)
-            conf["deployed_valence_accuracy_with_temperature"] = with_t.valence_accuracy
-        say(f"temperature {calibration.temperature:.3f} (valence ECE {calibration.ece_before:.2f}% -> "
-            f"{calibration.ece_after:.2f}%), abstain below {calibration.abstain_threshold:.3f}")
+            say(f"temperature {calibration.temperature:.3f} (valence ECE {calibration.ece_before:.2f}% -> "
+                f"{calibration.ece_after:.2f}%), abstain below {calibration.abstain_threshold:.3f}")
 
     gate_passed, gate_msg = _gate(artifacts, deployed, data is not None, opts)
     say(gate_msg)
@@ -231,6 +195,60 @@ def convert(opts: ConvertOptions, status: Status | None = None) -> ConvertResult
     write_report(bundle, metrics, artifacts, labels, conf)
     log.info("convert finished in %.1f s", time.perf_counter() - t_start)
     return ConvertResult(bundle, deployed.name, artifacts, metrics, gate_passed, gate_msg, notes)
+
+
+def _pruned_artifacts(src: Any, spec: PreprocessSpec, labels: LabelSet, rep: np.ndarray,
+                      opts: ConvertOptions) -> tuple[list[Artifact], dict[str, Any], str | None]:
+    """Prune (fine-tuning on --finetune data if given); pruned float32 and int8 (sparse format if it loads)."""
+    from .prune import prune_model
+
+    train = None
+    if opts.finetune:
+        from .evaluate import load_eval_data
+
+        ft = _concat([load_eval_data(f, spec, cropped=opts.cropped, seed=opts.seed, labelset=labels,
+                                     limit=opts.finetune_limit) for f in opts.finetune])
+        train = (normalize(ft.crops, spec), _train_targets(ft, labels))
+    model, report = prune_model(src, opts.prune, train=train, epochs=opts.epochs, frequency=opts.prune_frequency,
+                                batch_size=opts.batch_size, learning_rate=opts.finetune_lr, seed=opts.seed)
+    out = [_build(model, None, "float32", rep, opts, pruned=True)]
+    sparse = _build(model, None, "int8", rep, opts, pruned=True, sparse=True)
+    if sparse.loads:
+        return out + [sparse], report, None
+    why = f"sparse int8 model failed the LiteRT load test ({sparse.load_error}); using the dense encoding"
+    log.warning("%s", why)
+    return out + [_build(model, None, "int8", rep, opts, pruned=True)], report, why
+
+
+def _measure(artifacts: list[Artifact], data: Any, rep: np.ndarray, spec: PreprocessSpec, output: str,
+             labels: LabelSet) -> None:
+    """Every loadable artifact on LiteRT on the same faces: agreement with float32, and scores with labels."""
+    from .evaluate import agreement, run_tflite, score, to_probabilities
+
+    x = normalize(data.crops, spec) if data is not None else rep
+    probs = {a.name: to_probabilities(run_tflite(a.data, x), output) for a in artifacts if a.loads}
+    ref = probs.get("float32")
+    for a in artifacts:
+        if a.name not in probs:
+            continue
+        if ref is not None and a.name != "float32":
+            a.metrics.update(agreement(ref, probs[a.name]))
+        if data is not None:
+            a.metrics["scores"] = score(probs[a.name], data, labels).as_dict()
+
+
+def _fit_confidence(deployed: Artifact, data: Any, spec: PreprocessSpec, output: str, labels: LabelSet,
+                    opts: ConvertOptions) -> tuple[Calibration, dict[str, Any] | None]:
+    from .confidence_fit import fit_confidence
+    from .evaluate import run_tflite, score, to_probabilities
+
+    raw = run_tflite(deployed.data, normalize(data.crops, spec))
+    calibration, conf = fit_confidence(raw, output, data, labels, opts.abstain_rate, opts.seed)
+    if conf is not None:
+        # What the device reports: valence from temperature-scaled probabilities.
+        with_t = score(to_probabilities(raw, output, calibration.temperature), data, labels)
+        conf["deployed_valence_accuracy_with_temperature"] = with_t.valence_accuracy
+    return calibration, conf
 
 
 def _calibration_set(opts: ConvertOptions, src: Any, say: Status) -> Any:
@@ -294,6 +312,8 @@ def _gate(artifacts: list[Artifact], deployed: Artifact, have_data: bool, opts: 
     if not have_data:
         return None, "accuracy gate skipped: no --eval data (agreement with float32 is in the report)"
     f = next(a for a in artifacts if a.name == "float32")
+    if "scores" not in f.metrics:
+        return None, f"accuracy gate skipped: the float32 reference failed the load test ({f.load_error})"
     fa = headline(Scores(**f.metrics["scores"]))
     da = headline(Scores(**deployed.metrics["scores"]))
     if fa is None or da is None:
