@@ -119,3 +119,18 @@ def test_calibrate_command_writes_set_manifest_and_preview(fer_needed: None, tmp
     cs = load_calibration_set(tmp_path / "c.npz")
     assert cs.crops.shape == (35, 40, 40) and cs.content_sha256() == manifest["content_sha256"]
     assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_photo_eval_data_goes_through_the_detector_and_gates_on_smiles(
+    legacy_h5: Path, fer_calib: Path, genki_dir: Path, tmp_path: Path, cli, capsys  # type: ignore[no-untyped-def]
+) -> None:
+    out = tmp_path / "b"
+    rc = cli(["convert", str(legacy_h5), "--labels", "fer7", "--calib", str(fer_calib), "--eval", str(genki_dir),
+              "--eval-limit", "60", "--scale", "minus1to1", "--max-drop", "100", "--latency-runs", "2",
+              "--no-detector", "--out", str(out)])
+    assert rc == 0, capsys.readouterr()
+    m = json.loads((out / "bundle.json").read_text())["metrics"]
+    s = m["artifacts"]["int8"]["scores"]
+    assert s["n"] == 60 and s["smile_accuracy"] is not None and s["class_accuracy"] is None
+    assert m["eval_data"]["missed_faces"] == s["missed"]
+    assert "gate passed" in m["gate"]["message"]
