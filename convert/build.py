@@ -57,6 +57,7 @@ class ConvertOptions:
     bundle_id: str | None = None
     include_detector: bool = True
     latency_runs: int = 200
+    save_artifacts: bool = False
     seed: int = 0
 
 
@@ -193,6 +194,10 @@ def convert(opts: ConvertOptions, status: Status | None = None) -> ConvertResult
     from .report import write_report
 
     write_report(bundle, metrics, artifacts, labels, conf)
+    if opts.save_artifacts:
+        (bundle / "artifacts").mkdir(exist_ok=True)
+        for a in artifacts:
+            (bundle / "artifacts" / f"{a.name}.tflite").write_bytes(a.data)
     log.info("convert finished in %.1f s", time.perf_counter() - t_start)
     return ConvertResult(bundle, deployed.name, artifacts, metrics, gate_passed, gate_msg, notes)
 

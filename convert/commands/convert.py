@@ -52,7 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--id", dest="bundle_id", default=None, help="bundle id (default: from the model name)")
     parser.add_argument("--no-detector", action="store_true",
                         help="leave detector.tflite out (the device resolves it by sha256)")
-    parser.add_argument("--latency-runs", type=int, default=200)
+    parser.add_argument("--latency-runs", type=int, default=200, help="timed runs per artifact (median reported)")
+    parser.add_argument("--save-artifacts", action="store_true",
+                        help="also write every TFLite variant to BUNDLE/artifacts/ (for benchmarking)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs, prune_frequency=args.prune_frequency, finetune_lr=args.lr, batch_size=args.batch_size,
         io=args.io, input_size=args.input_size, color=args.color, scale=args.scale, max_drop=args.max_drop,
         gate=not args.no_gate, abstain_rate=args.abstain_rate, bundle_id=args.bundle_id,
-        include_detector=not args.no_detector, latency_runs=args.latency_runs,
+        include_detector=not args.no_detector, latency_runs=args.latency_runs, save_artifacts=args.save_artifacts,
     )
     result = convert(opts, status=lambda msg: print(msg, flush=True))
     print(f"bundle {result.bundle} ({result.deployed}); report {result.bundle / 'report.html'}")

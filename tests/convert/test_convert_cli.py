@@ -20,7 +20,7 @@ def test_legacy_h5_converts_to_a_gated_int8_bundle_that_eval_agrees_with(
     out = tmp_path / "bundle"
     rc = cli(["convert", str(legacy_h5), "--labels", "fer7", "--calib", str(fer_calib), "--eval", VAL,
               "--eval-limit", "280", "--scale", "minus1to1", "--input-size", "48", "--color", "gray",
-              "--max-drop", "3", "--out", str(out), "--latency-runs", "5", "--no-detector"])
+              "--max-drop", "3", "--out", str(out), "--latency-runs", "5", "--no-detector", "--save-artifacts"])
     printed = capsys.readouterr().out
     assert rc == 0, printed
     from edge.bundle import load_bundle
@@ -35,7 +35,7 @@ def test_legacy_h5_converts_to_a_gated_int8_bundle_that_eval_agrees_with(
     assert m.calibration.temperature > 0 and 0 < m.calibration.abstain_threshold < 1
     assert m.calibration.ece_before is not None
     assert "\n| int8 | " in (out / "report.md").read_text() and (out / "report.html").is_file()
-    assert (out / "confusion_int8_classes.png").is_file()
+    assert (out / "confusion_int8_classes.png").is_file() and (out / "artifacts" / "dynamic.tflite").is_file()
     # eval on the same (class-balanced, seeded) subset gives the bundle's own 7-class figure:
     # argmax is unchanged by the temperature, and both go through the same crop path.
     rc = cli(["eval", str(out), VAL, "--limit", "280", "--json"])
