@@ -222,7 +222,20 @@ def _pruned_artifacts(src: Any, spec: PreprocessSpec, labels: LabelSet, rep: np.
         return out + [sparse], report, None
     why = f"sparse int8 model failed the LiteRT load test ({sparse.load_error}); using the dense encoding"
     log.warning("%s", why)
+    report["sparse_format"] = _sparse_info(sparse, rep.shape[1:], opts.latency_runs)
     return out + [_build(model, None, "int8", rep, opts, pruned=True)], report, why
+
+
+def _sparse_info(sparse: Artifact, input_shape: tuple[int, ...], runs: int) -> dict[str, Any]:
+    """What the sparse encoding would have given: size, and speed on LiteRT's builtin kernels (no XNNPACK)."""
+    from .evaluate import latency_ms
+
+    info: dict[str, Any] = {"bytes": sparse.size, "gzip_bytes": sparse.gz_size, "default_delegates_error": sparse.load_error}
+    try:
+        info["latency_ms_1thread_without_xnnpack"] = latency_ms(sparse.data, input_shape, runs=runs, use_xnnpack=False)
+    except Exception as exc:  # also fails without XNNPACK: report, do not stop
+        info["without_xnnpack_error"] = str(exc).splitlines()[0][:200]
+    return info
 
 
 def _measure(artifacts: list[Artifact], data: Any, rep: np.ndarray, spec: PreprocessSpec, output: str,

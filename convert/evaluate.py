@@ -242,12 +242,13 @@ def run_tflite(tflite: bytes | Path, x: np.ndarray, batch: int = 32) -> np.ndarr
     return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
 
 
-def latency_ms(tflite: bytes | Path, input_shape: tuple[int, ...], runs: int = 200, threads: int = 1) -> float:
-    """Median single-image latency in ms on ``threads`` threads (LiteRT, default delegates)."""
+def latency_ms(tflite: bytes | Path, input_shape: tuple[int, ...], runs: int = 200, threads: int = 1,
+               use_xnnpack: bool = True) -> float:
+    """Median single-image latency in ms on ``threads`` threads (LiteRT, default delegates unless told)."""
     from edge.runtime import TFLiteModel
 
     x = np.random.default_rng(0).random((1,) + tuple(input_shape), dtype=np.float32)
-    with TFLiteModel(tflite, num_threads=threads) as m:
+    with TFLiteModel(tflite, num_threads=threads, use_xnnpack=use_xnnpack) as m:
         for _ in range(10):
             m.run(x)
         times = []

@@ -107,6 +107,14 @@ def build_sections(bundle: Path, metrics: dict[str, Any], artifacts: list[Any], 
             f"over prunable weights (measured on the final weights)."])
         sec.table = [["layer", "weights", "sparsity"]] + [
             [k, f"{v['weights']:,}", f"{v['sparsity']:.1%}"] for k, v in pr["layers"].items()]
+        sf = pr.get("sparse_format")
+        if sf:
+            speed = (f"{sf['latency_ms_1thread_without_xnnpack']:.3f} ms/face on LiteRT's builtin kernels (XNNPACK off)"
+                     if "latency_ms_1thread_without_xnnpack" in sf else f"not runnable: {sf.get('without_xnnpack_error')}")
+            sec.paragraphs.append(
+                f"Sparse encoding of the pruned int8 model: {sf['bytes']:,} bytes ({sf['gzip_bytes']:,} gzipped), {speed}; "
+                f"it fails on the default delegates ({sf['default_delegates_error']}), so the bundle holds the dense "
+                "encoding of the same pruned weights.")
         if pr.get("history"):
             sec.paragraphs.append("Fine-tuning: " + ", ".join(
                 f"epoch {i + 1} loss {h['loss']:.3f} acc {100 * h['accuracy']:.1f}%" for i, h in enumerate(pr["history"])))
