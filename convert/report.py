@@ -122,16 +122,21 @@ def build_sections(bundle: Path, metrics: dict[str, Any], artifacts: list[Any], 
 
     if confidence:
         c = confidence
+        kept = (f"Temperature **{c['temperature']:.3f}** (minimises valence NLL on all {c['faces']} held-out faces; "
+                f"cross-fitted valence NLL {c['valence_nll_before']:.4f} -> {c['valence_nll_after']:.4f})."
+                if c["temperature_kept"] else
+                f"Temperature kept at **1.0**: the fitted {c['temperature_fitted']:.3f} did not lower both cross-fitted "
+                f"valence NLL ({c['valence_nll_before']:.4f} -> {c['valence_nll_after']:.4f}) and valence ECE "
+                f"({c['valence_ece_before']:.2f}% -> {c['valence_ece_cross_fitted']:.2f}%).")
         sec = Section("Confidence calibration", [
-            f"Fitted on {c['fit_faces']} held-out faces, measured on {c['test_faces']} others, with the "
-            f"deployed int8 model's outputs. Temperature **{c['temperature']:.3f}** (minimises valence NLL).",
+            "Fitted with the deployed int8 model's outputs. Figures are cross-fitted (two halves, each scored "
+            "with values fitted on the other). " + kept,
             f"Valence ECE {c['valence_ece_before']:.2f}% -> {c['valence_ece_after']:.2f}%"
             + (f"; 7-class ECE {c['class_ece_before']:.2f}% -> {c['class_ece_after']:.2f}%"
                if "class_ece_before" in c else "") + ".",
-            f"Abstain threshold {c['abstain']['threshold']:.3f} on the top valence probability (abstain on the "
-            f"least confident {c['abstain']['rate_requested']:.0%} of the fitting half): on the other half it "
-            f"answers {c['abstain']['coverage']:.1f}% of faces with {c['abstain']['accuracy_answered']:.2f}% accuracy "
-            f"(all faces: {c['abstain']['accuracy_all']:.2f}%).",
+            f"Abstain threshold {c['abstain']['threshold']:.3f} on the top valence probability (the least confident "
+            f"{c['abstain']['rate_requested']:.0%} abstain): answers {c['abstain']['coverage']:.1f}% of faces with "
+            f"{c['abstain']['accuracy_answered']:.2f}% accuracy (all faces: {c['abstain']['accuracy_all']:.2f}%).",
         ])
         if c.get("deployed_valence_accuracy_with_temperature") is not None:
             sec.paragraphs.append(
@@ -193,7 +198,7 @@ def _reliability_plot(bundle: Path, c: dict[str, Any]) -> str:
         ax.plot(conf[ok], acc[ok], "o-", label=label)
     ax.set_xlabel("top valence probability")
     ax.set_ylabel("accuracy")
-    ax.set_title("Reliability (held-out half)", fontsize=9)
+    ax.set_title("Valence reliability (cross-fitted)", fontsize=9)
     ax.legend()
     fig.tight_layout()
     f = "reliability.png"
