@@ -134,3 +134,26 @@ def test_photo_eval_data_goes_through_the_detector_and_gates_on_smiles(
     assert s["n"] == 60 and s["smile_accuracy"] is not None and s["class_accuracy"] is None
     assert m["eval_data"]["missed_faces"] == s["missed"]
     assert "gate passed" in m["gate"]["message"]
+
+
+def test_pruned_bundle_loads_on_litert_and_is_smaller_gzipped(
+    legacy_h5: Path, fer_calib: Path, tmp_path: Path, cli, capsys  # type: ignore[no-untyped-def]
+) -> None:
+    out = tmp_path / "p"
+    rc = cli(["convert", str(legacy_h5), "--labels", "fer7", "--calib", str(fer_calib), "--scale", "minus1to1",
+              "--prune", "0.5", "--latency-runs", "2", "--no-detector", "--out", str(out)])
+    assert rc == 0, capsys.readouterr()
+    from edge.bundle import load_bundle
+    from edge.classifier import Classifier
+
+    b = load_bundle(out)
+    m = b.manifest.metrics
+    assert m["deployed"] == "pruned_int8" and b.manifest.provenance["sparsity"] == pytest.approx(0.5, abs=0.01)
+    arts = m["artifacts"]
+    assert arts["pruned_int8"]["loads_on_litert"] and arts["pruned_int8"]["gzip_bytes"] < arts["int8"]["gzip_bytes"]
+    if arts["pruned_int8"]["sparse_format"] is False:
+        # The sparse encoding failed on XNNPACK: the fallback is said, and what it would have cost is reported.
+        assert "dense encoding" in m["notes"][0] and m["pruning"]["sparse_format"]["bytes"] > 0
+    with Classifier(b) as clf:
+        probs = clf.probabilities(np.zeros((2, 48, 48), np.uint8))
+    assert probs.shape == (2, 7) and np.allclose(probs.sum(1), 1.0, atol=1e-3)
