@@ -9,17 +9,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("EMOTION_EDGE_DATA", ROOT.parent / "shared" / "data"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-needs_data = pytest.mark.skipif(not (DATA / "fer2013").is_dir(), reason=f"dataset folder {DATA} is absent")
-
-
-def have_tensorflow() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("tensorflow") is not None
+from support import DATA, ROOT, have_tensorflow, needs_data  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")
