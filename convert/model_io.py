@@ -54,8 +54,20 @@ class SourceModel:
 
 
 def quiet_tensorflow() -> None:
-    """Keep TensorFlow's C++ start-up chatter off the user's terminal."""
+    """Import TensorFlow with its C++ start-up chatter (oneDNN, CUDA, absl) sent to the debug log."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import sys
+
+    if "tensorflow" in sys.modules:
+        return
+    from .quantize import captured_output
+
+    with captured_output() as lines:
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # device probing logs (cuInit ...) happen here, captured
+    if lines:
+        log.debug("tensorflow start-up: %s", " | ".join(lines))
 
 
 def load_model(path: str | Path) -> SourceModel:

@@ -74,7 +74,7 @@ def to_tflite(
         conv.inference_output_type = dtype
     # Keras' exporter and the MLIR converter print to stdout/stderr (Python and C++);
     # library code must not, so their chatter goes to the debug log.
-    with _captured_output() as chatter, warnings.catch_warnings():
+    with captured_output() as chatter, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         try:
             data = conv.convert()
@@ -92,7 +92,7 @@ def to_tflite(
 
 
 @contextlib.contextmanager
-def _captured_output() -> Any:
+def captured_output() -> Any:
     """Capture fd 1 and 2 (C++ prints too) and Python's sys.stdout; yields the lines afterwards."""
     lines: list[str] = []
     sys.stdout.flush()
