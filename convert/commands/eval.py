@@ -25,17 +25,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from tqdm import tqdm
+    import contextlib
 
     from convert.evaluate_bundle import evaluate_bundle
 
-    with tqdm(unit="img", desc="eval", leave=False, disable=args.json) as bar:
+    try:  # tqdm comes with the [convert] extra; eval also runs on a lean [edge] install
+        from tqdm import tqdm
+    except ImportError:
+        tqdm = None
+    bar_cm = tqdm(unit="img", desc="eval", leave=False, disable=args.json) if tqdm else contextlib.nullcontext()
+    with bar_cm as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
         result = evaluate_bundle(args.bundle, args.data, cropped=args.cropped, limit=args.limit,
-                                 threads=args.threads, progress=progress)
+                                 threads=args.threads, progress=progress if bar is not None else None)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
