@@ -39,7 +39,9 @@ def write_bundle(
     still pins it and the device resolves it by hash.
     """
     out = Path(out)
-    tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out.parent if out.parent.exists() else None))
+    # The temp dir sits next to ``out`` so the final rename stays on one filesystem.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out.parent))
     try:
         (tmp / "classifier.tflite").write_bytes(classifier_tflite)
         det_bytes = None

@@ -28,6 +28,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("edge.commands.demo", "zero-setup demo: broker + daemon on a synthesised clip + live events"),
     "package": ("edge.commands.package", "build an offline install kit for a Raspberry Pi (or this machine)"),
     "deploy": ("edge.commands.deploy", "install a kit on Pis over SSH: atomic switch, readiness check, rollback"),
+    "calibrate": ("calibration.commands.calibrate", "build an int8 calibration set through the device crop path"),
+    "convert": ("convert.commands.convert", "Keras/SavedModel -> pruned full-int8 bundle with validation report"),
+    "eval": ("convert.commands.eval", "accuracy of a bundle on labelled faces or photos, as on the device"),
 }
 
 
