@@ -75,11 +75,14 @@ def _ctl(prefix: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _deploy(kit: Path, inventory: Path, known_hosts: Path, ssh_config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    proc = subprocess.run(
         [sys.executable, "-m", "edge", "deploy", "--kit", str(kit), "--inventory", str(inventory),
          "--known-hosts", str(known_hosts), "--ssh-config", str(ssh_config), "--timeout", "20", "--settle", "3",
          "--parallel", "3"],
         capture_output=True, text=True, timeout=900, cwd=ROOT, check=False)
+    # Ansible's own output (long), kept beside the inventory for a failing run.
+    (inventory.parent / f"ansible-{kit.stem}.log").write_text(proc.stderr)
+    return proc
 
 
 def test_ansible_deploys_a_fleet_and_rolls_back_the_host_that_fails(fleet_kits, sshd_fleet, mosquitto, fleet_root,
