@@ -77,7 +77,7 @@ def _ctl(prefix: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def _deploy(kit: Path, inventory: Path, known_hosts: Path, ssh_config: Path) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-m", "edge", "deploy", "--kit", str(kit), "--inventory", str(inventory),
-         "--known-hosts", str(known_hosts), "--ssh-config", str(ssh_config), "--timeout", "20", "--settle", "3",
+         "--known-hosts", str(known_hosts), "--ssh-config", str(ssh_config), "--timeout", "10", "--settle", "3",
          "--parallel", "3"],
         capture_output=True, text=True, timeout=900, cwd=ROOT, check=False)
     # Ansible's own output (long), kept beside the inventory for a failing run.
