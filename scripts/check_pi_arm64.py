@@ -172,9 +172,18 @@ def ensure_binfmt() -> bool:
     return mounted
 
 
-def in_namespace(rootfs: Path, hostrun: Path, argv_inside: list[str], timeout: float) -> int:
-    """Run ``argv_inside`` (after `env -i` + CHROOT_ENV) in the chroot, in a private mount namespace."""
-    return subprocess.run(_outer_argv(rootfs, hostrun, argv_inside), timeout=timeout, check=False).returncode
+def in_namespace(rootfs: Path, hostrun: Path, argv_inside: list[str], timeout: float, logfile: Path) -> int:
+    """Run ``argv_inside`` (after `env -i` + CHROOT_ENV) in the chroot, in a private mount namespace.
+
+    Its output goes to ``logfile``; the tail is printed when it fails.
+    """
+    with open(logfile, "a") as out:
+        rc = subprocess.run(_outer_argv(rootfs, hostrun, argv_inside), timeout=timeout, check=False,
+                            stdout=out, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        tail = logfile.read_text(errors="replace").splitlines()[-30:]
+        log("\n".join(f"  | {ln}" for ln in tail))
+    return rc
 
 
 def _outer_argv(rootfs: Path, hostrun: Path, argv_inside: list[str]) -> list[str]:
@@ -188,13 +197,19 @@ def build_rootfs(dest: Path) -> None:
     if partial.exists():
         shutil.rmtree(partial)
     t0 = time.monotonic()
-    subprocess.run(["debootstrap", "--foreign", f"--arch={RECIPE['arch']}", f"--variant={RECIPE['variant']}",
-                    RECIPE["suite"], str(partial), RECIPE["mirror"]], check=True, stdout=subprocess.DEVNULL)
-    log(f"  debootstrap, first stage: {time.monotonic() - t0:.0f} s")
+    build_log = dest.with_name(dest.name + ".build.log")
+    build_log.write_text("")
+    with open(build_log, "a") as out:
+        rc = subprocess.run(["debootstrap", "--foreign", f"--arch={RECIPE['arch']}", f"--variant={RECIPE['variant']}",
+                             RECIPE["suite"], str(partial), RECIPE["mirror"]], check=False, stdout=out,
+                            stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        raise SystemExit(f"debootstrap failed (exit {rc}); see {build_log}")
+    log(f"  debootstrap, first stage: {time.monotonic() - t0:.0f} s (output in {build_log})")
     with tempfile.TemporaryDirectory(prefix="ee-arm64-") as tmp:
         hostrun = _hostrun(Path(tmp))
         t1 = time.monotonic()
-        rc = in_namespace(partial, hostrun, ["/debootstrap/debootstrap", "--second-stage"], timeout=3600)
+        rc = in_namespace(partial, hostrun, ["/debootstrap/debootstrap", "--second-stage"], 3600, build_log)
         if rc != 0:
             raise SystemExit(f"debootstrap --second-stage failed (exit {rc}); see {partial}/debootstrap/debootstrap.log")
         log(f"  debootstrap, second stage (emulated): {time.monotonic() - t1:.0f} s")
@@ -207,7 +222,7 @@ def build_rootfs(dest: Path) -> None:
         t2 = time.monotonic()
         apt = ("apt-get -q update && apt-get -q install -y --no-install-recommends "
                + " ".join(RECIPE["packages"]) + " && apt-get clean && rm -rf /var/lib/apt/lists/*")
-        rc = in_namespace(partial, hostrun, ["/bin/sh", "-c", apt], timeout=3600)
+        rc = in_namespace(partial, hostrun, ["/bin/sh", "-c", apt], 3600, build_log)
         if rc != 0:
             raise SystemExit(f"apt-get install in the arm64 root failed (exit {rc})")
         log(f"  apt-get install {' '.join(RECIPE['packages'])} (emulated): {time.monotonic() - t2:.0f} s")
@@ -374,6 +389,12 @@ def _verdict(rc: int | None, collector: Collector | None, stamps: dict[str, floa
     log(f"MQTT: availability {avail}, events {kinds}")
     for e in events:
         log(f"  event {e.get('type'):6} id={e.get('id')} label={e.get('label')} score={e.get('score')}")
+    stats = [json.loads(p) for t, p in (collector.messages if collector else []) if t.endswith("/stats")]
+    busy = [st for st in stats if st.get("processed_fps")]
+    if busy:
+        st = busy[-1]
+        stages = ", ".join(f"{k} {v:.0f}" for k, v in st.get("stage_ms", {}).items())
+        log(f"per-frame ms under EMULATION (qemu, not Pi speed): frame {st.get('frame_ms', 0):.0f}; {stages}")
     if rc != 0:
         log(f"FAIL: the run inside the arm64 root exited with {rc}")
         return 1
