@@ -362,7 +362,7 @@ def run_check(rootfs: Path, kit: Path, timeout: float) -> int:
             _assert_clean(rootfs)
 
 
-def _connect(port: int) -> "Collector":
+def _connect(port: int) -> Collector:
     deadline = time.monotonic() + 30
     while True:
         try:

@@ -40,12 +40,12 @@ def count_macs(model_path: Path) -> tuple[int, dict[str, int]]:
     it.allocate_tensors()
     shape = {t["index"]: tuple(t["shape"]) for t in it.get_tensor_details()}
     per: dict[str, int] = {}
-    for op in it._get_ops_details():  # noqa: SLF001  (the only API that lists ops)
+    for op in it._get_ops_details():  # the only API that lists ops
         name = op["op_name"]
         ins, outs = op["inputs"], op["outputs"]
         if name == "CONV_2D":
             n, h, w, c_out = shape[outs[0]]
-            c_out_w, kh, kw, c_in = shape[ins[1]]
+            _, kh, kw, c_in = shape[ins[1]]
             macs = n * h * w * c_out * kh * kw * c_in
         elif name == "DEPTHWISE_CONV_2D":
             n, h, w, c_out = shape[outs[0]]

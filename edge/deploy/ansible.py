@@ -69,7 +69,7 @@ def inventory_for(hosts: list[HostSpec], opts: DeployOptions, results_dir: Path)
         "emotion_edge_release": opts.info.release,
         "emotion_edge_results_dir": str(results_dir),
         "emotion_edge_ready_timeout": int(opts.ready_timeout),
-        "emotion_edge_settle": int(round(opts.settle)),
+        "emotion_edge_settle": round(opts.settle),
         "emotion_edge_keep": opts.keep,
     }
     entries = {}
