@@ -197,6 +197,7 @@ def build_rootfs(dest: Path) -> None:
     if partial.exists():
         shutil.rmtree(partial)
     t0 = time.monotonic()
+    dest.parent.mkdir(parents=True, exist_ok=True)
     build_log = dest.with_name(dest.name + ".build.log")
     build_log.write_text("")
     with open(build_log, "a") as out:
