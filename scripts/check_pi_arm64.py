@@ -10,8 +10,8 @@ python3-venv and mosquitto, the kit's own install.sh (--prefix, no systemd), and
 the daemon once on a short clip against the root's mosquitto. It passes when the
 daemon's `new` and `end` events arrive (read from the host on 127.0.0.1).
 
-It is a release check, not a CI step: the first run builds the root (~7 minutes,
-~800 MB, cached in .cache/ under a hash of its recipe); later runs take the
+It is a release check, not a CI step: the first run builds the root (~6 minutes,
+~210 MB, cached in .cache/ under a hash of its recipe); later runs take the
 install + run time only. Emulated inference is ~100x slower than a Pi: the
 timings this prints are the check's, never the Pi's (bench on a Pi for those).
 

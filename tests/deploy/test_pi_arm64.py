@@ -1,6 +1,6 @@
 """The Pi kit installed by its install.sh and run in an arm64 Debian bookworm root (qemu-user).
 
-Release check, opt-in (root, ~3 minutes with a cached root, ~6 more the first time):
+Release check, opt-in (root; 2-4 minutes with a cached root, about 8 the first time):
     sudo .venv/bin/python -m pytest -m slow tests/deploy/test_pi_arm64.py -s
 """
 
