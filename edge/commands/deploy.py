@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ready.add_argument("--settle", type=float, default=5.0,
                        help="seconds the service must stay up after it is ready (default: 5)")
     parser.add_argument("--parallel", type=int, default=8, help="hosts at a time (default: 8)")
+    parser.add_argument("--engine", choices=("auto", "ansible", "ssh"), default="auto",
+                        help="auto (default): with --inventory, hand over to ansible-playbook when it is installed "
+                             "(ansible/playbook.yml); ssh: this command's own SSH deploy")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +68,19 @@ def run(args: argparse.Namespace) -> int:
     def progress(r) -> None:
         print(f"  {r.host}: {r.status} ({r.seconds:.0f} s)", file=sys.stderr, flush=True)
 
-    results = deploy_all(hosts, opts, parallel=args.parallel, on_done=progress)
+    from edge.deploy.ansible import ansible_playbook, run_playbook
+
+    engine = args.engine
+    if engine == "auto":
+        engine = "ansible" if args.inventory and ansible_playbook() else "ssh"
+    if engine == "ansible":
+        if args.mqtt_url:
+            print("note: with Ansible, ready means the service is active and stays up for --settle seconds "
+                  "(--mqtt-url is watched by --engine ssh only)", file=sys.stderr)
+        print(f"handing over to {ansible_playbook() or 'ansible-playbook'} (--engine ssh to deploy without it)",
+              file=sys.stderr, flush=True)
+        results = run_playbook(hosts, opts, parallel=args.parallel)
+    else:
+        results = deploy_all(hosts, opts, parallel=args.parallel, on_done=progress)
     print(format_table(results))
     return 0 if all(r.status in ("ok", "unchanged") for r in results) else 1

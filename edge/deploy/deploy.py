@@ -163,6 +163,9 @@ class HostDeploy:
         finally:
             ssh.run(self.target, ["rm", "-rf", tmp], check=False, timeout=60)
 
+        # Per-host settings for the config's ${EMOTION_EDGE_SOURCE} / ${EMOTION_EDGE_MQTT_URL}.
+        env_written = self._write_env()
+
         # 3.-4. switch, restart, wait
         ok, why = self._switch_and_wait(info.release)
         if ok:
@@ -175,6 +178,8 @@ class HostDeploy:
         marker = f"emotion-edge-ctl: starting release {info.release}"
         if marker in logs:
             logs = logs.rpartition(marker)[2].partition("\n")[2]
+        if env_written:
+            self._restore_env()
         if not previous or previous == info.release:
             self._ctl("stop", self.camera, check=False)
             res.message = f"{why}; no previous release to roll back to, service stopped. Last log lines: {_oneline(logs)}"
@@ -185,6 +190,25 @@ class HostDeploy:
         res.status = "rolled back" if back else "failed"
         res.message = (f"{why}; rolled back to {previous}" + ("" if back else f", which is not ready either: {why_back}")
                        + f". Last log lines of the new release: {_oneline(logs)}")
+
+    @property
+    def _env_path(self) -> str:
+        return f"{self.spec.prefix.rstrip('/') if self.spec.prefix else ''}/etc/emotion-edge/{self.camera}.env"
+
+    def _write_env(self) -> bool:
+        """Write the host's source / broker to ``<camera>.env`` (the old file kept for a rollback)."""
+        lines = [f'{k}="{v}"' for k, v in (("EMOTION_EDGE_SOURCE", self.spec.source),
+                                            ("EMOTION_EDGE_MQTT_URL", self.spec.mqtt_url)) if v is not None]
+        if not lines:
+            return False
+        script = ('f=$1; shift; if [ -f "$f" ]; then cp -p "$f" "$f.rollback"; else rm -f "$f.rollback"; fi; '
+                  'umask 077; printf "%s\\n" "# written by emotion-edge deploy" "$@" > "$f"')
+        self._run(["sh", "-c", script, "env", self._env_path, *lines], sudo=True, what="writing the per-host settings")
+        return True
+
+    def _restore_env(self) -> None:
+        script = 'if [ -f "$1.rollback" ]; then mv "$1.rollback" "$1"; else rm -f "$1"; fi'
+        ssh.run(self.target, self.become + ["sh", "-c", script, "restore", self._env_path], check=False, timeout=60)
 
     def _active(self) -> bool:
         return self._ctl("is-active", self.camera, check=False)[0] == 0

@@ -10,6 +10,8 @@
       - kitchen.local         # a bare name takes every default
       - host: door.local
         camera: door
+        source: rtsp://192.168.1.20:554/stream1    # per-host ${EMOTION_EDGE_SOURCE}
+        mqtt_url: mqtt://10.0.0.2:1883             # per-host ${EMOTION_EDGE_MQTT_URL}
         mqtt_password_file: secrets/door-mqtt-password
       - host: admin@10.0.0.12
         port: 2222
@@ -27,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..errors import ConfigError
 
 CAMERA_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+SAFE_VALUE = r'^[^"$`\\\n]*$'
 
 
 class HostSettings(BaseModel):
@@ -42,6 +45,11 @@ class HostSettings(BaseModel):
     prefix: str | None = Field(None, description="install under this directory (implies systemd: false)")
     systemd: bool | None = Field(None, description="false: run the daemon as a pidfile process (no unit)")
     python: str | None = Field(None, description="Python interpreter on the host for the venv (default python3)")
+    # Reach the daemon's config as ${EMOTION_EDGE_SOURCE} / ${EMOTION_EDGE_MQTT_URL} through
+    # /etc/emotion-edge/<camera>.env (KEY="value" for systemd and sh: no quoting characters).
+    source: str | None = Field(None, pattern=SAFE_VALUE, description="camera source on this host ($EMOTION_EDGE_SOURCE)")
+    mqtt_url: str | None = Field(None, pattern=SAFE_VALUE,
+                                 description="broker the daemon on this host uses ($EMOTION_EDGE_MQTT_URL)")
 
 
 class HostSpec(HostSettings):

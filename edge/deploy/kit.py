@@ -57,11 +57,13 @@ CONFIG_TEMPLATE = """\
 # on the device with a file of your own (install.sh then leaves it alone).
 # ${EMOTION_EDGE_CAMERA} is the service instance name (emotion-edge@<camera>)
 # and ${EMOTION_EDGE_HOME} the install directory: one file serves every Pi.
+# ${EMOTION_EDGE_SOURCE} and ${EMOTION_EDGE_MQTT_URL} come from /etc/emotion-edge/<camera>.env
+# when it sets them (per-host settings, e.g. from the Ansible role), else the defaults below.
 camera:
   id: ${EMOTION_EDGE_CAMERA}
-  source: picamera2          # or /dev/video0, rtsp://user@host/stream, a video file
+  source: ${EMOTION_EDGE_SOURCE:-picamera2}   # or /dev/video0, rtsp://user@host/stream, a video file
 mqtt:
-  url: mqtt://homeassistant.local:1883
+  url: ${EMOTION_EDGE_MQTT_URL:-mqtt://homeassistant.local:1883}
   # username: emotion-edge   # password: /etc/emotion-edge/credentials/<camera>/mqtt_password
 model:
   bundle: ${EMOTION_EDGE_HOME:-/opt/emotion-edge}/current/bundle

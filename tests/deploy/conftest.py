@@ -7,6 +7,7 @@ known_hosts file holds its host key, so host-key checking stays on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -68,16 +69,15 @@ class SshServer:
         return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=60)
 
 
-@pytest.fixture(scope="session")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> SshServer:
-    """Debian's openssh-server on a free loopback port, for the current user."""
-    if SSHD is None or shutil.which("ssh-keygen") is None:
-        pytest.skip("openssh-server is not installed (apt-get install openssh-server)")
-    d = tmp_path_factory.mktemp("sshd")
+@contextlib.contextmanager
+def _running_sshd(d: Path, user_key: Path | None = None):
+    """Debian's openssh-server on a free loopback port with its own host key, state in ``d``."""
     d.chmod(0o700)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host_key")], check=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "user_key")], check=True)
-    shutil.copyfile(d / "user_key.pub", d / "authorized_keys")
+    if user_key is None:
+        user_key = d / "user_key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(user_key)], check=True)
+    shutil.copyfile(f"{user_key}.pub", d / "authorized_keys")
     (d / "authorized_keys").chmod(0o600)
     port = _free_port()
     config = d / "sshd_config"
@@ -98,11 +98,38 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> SshServer:
         (d / "ssh_config").write_text("")
         import getpass
 
-        server = SshServer(f"{getpass.getuser()}@127.0.0.1", port, d / "user_key", d / "known_hosts", d / "ssh_config")
+        server = SshServer(f"{getpass.getuser()}@127.0.0.1", port, user_key, d / "known_hosts", d / "ssh_config")
         server.ssh("true")  # fail here, clearly, if the login does not work
         yield server
     finally:
         _stop(proc)
+
+
+def _need_sshd() -> None:
+    if SSHD is None or shutil.which("ssh-keygen") is None:
+        pytest.skip("openssh-server is not installed (apt-get install openssh-server)")
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> SshServer:
+    """Debian's openssh-server on a free loopback port, for the current user."""
+    _need_sshd()
+    with _running_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sshd_fleet(tmp_path_factory: pytest.TempPathFactory) -> list[SshServer]:
+    """Three sshd "Pis" on their own loopback ports and host keys, one user key for all (like a fleet)."""
+    _need_sshd()
+    d = tmp_path_factory.mktemp("fleet")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "user_key")], check=True)
+    with contextlib.ExitStack() as stack:
+        servers = []
+        for i in range(3):
+            (d / f"pi{i}").mkdir()
+            servers.append(stack.enter_context(_running_sshd(d / f"pi{i}", d / "user_key")))
+        yield servers
 
 
 @dataclass(frozen=True)
