@@ -21,6 +21,7 @@ from .errors import EmotionEdgeError
 COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("edge.commands.analyze", "find faces in images/videos and print their valence"),
     "bench": ("edge.commands.bench", "per-stage timings and peak memory of the device path"),
+    "train": ("convert.commands.train", "train a valence classifier from scratch (workstation, needs TensorFlow)"),
 }
 
 
