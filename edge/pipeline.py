@@ -33,6 +33,7 @@ class PipelineOptions:
     min_face_px: float = 20.0
     max_faces: int = 10
     classify_every: int = 1
+    zoom_on_miss: bool = False  # re-look on tiles when a frame has no face (photos; off for live cameras)
     tracker: TrackerOptions = field(default_factory=TrackerOptions)
 
 
@@ -97,6 +98,7 @@ class Pipeline:
                 score_threshold=options.score_threshold,
                 min_face_px=options.min_face_px,
                 num_threads=options.num_threads,
+                zoom_on_miss=options.zoom_on_miss,
             )
         )
         return cls(det, Classifier(b, num_threads=options.num_threads), options)
