@@ -29,14 +29,14 @@ class AugmentSpec(BaseModel):
     erase: float = Field(0.0, ge=0, le=1, description="probability of erasing one random rectangle")
 
 
-def augment_batch(x, spec: AugmentSpec, seed=None):  # noqa: ANN001 - tf.Tensor
+def augment_batch(x, spec: AugmentSpec, seed=None):
     """Augment a float32 batch ``(B, S, S, C)`` in [0, 1]."""
     import tensorflow as tf
 
     b = tf.shape(x)[0]
     size = tf.cast(tf.shape(x)[1], tf.float32)
     c = (size - 1.0) / 2.0
-    u = lambda lo, hi: tf.random.uniform([b], lo, hi)  # noqa: E731
+    u = lambda lo, hi: tf.random.uniform([b], lo, hi)
     ang = u(-1.0, 1.0) * (spec.rotation_deg * math.pi / 180.0)
     scale = u(1.0 - spec.zoom, 1.0 + spec.zoom)
     tx = u(-spec.shift, spec.shift) * size
@@ -69,7 +69,7 @@ def augment_batch(x, spec: AugmentSpec, seed=None):  # noqa: ANN001 - tf.Tensor
     return tf.clip_by_value(x, 0.0, 1.0)
 
 
-def _erase(x, p: float):  # noqa: ANN001
+def _erase(x, p: float):
     """Random erasing: with probability ``p`` one rectangle (2-25 % of the area) becomes noise."""
     import tensorflow as tf
 

@@ -62,7 +62,7 @@ class GenkiSet:
     found: np.ndarray
     files: list[str]
 
-    def subset(self, idx: np.ndarray) -> "GenkiSet":
+    def subset(self, idx: np.ndarray) -> GenkiSet:
         return GenkiSet(self.x[idx], self.smile[idx], self.found[idx], [self.files[i] for i in idx])
 
 

@@ -3,7 +3,8 @@
 * FER2013 class folders (pre-cropped faces): ``prepare_cropped`` -> int8 classifier;
   7-class accuracy and 3-class valence accuracy (classes summed per valence).
 * GENKI-4K's fixed held-out split (``convert.datasets.genki_split``): the full device
-  path, ``Pipeline.detect_and_classify`` (BlazeFace -> ``crop_face`` -> classifier);
+  path, ``Pipeline.detect_and_classify`` (BlazeFace -> ``crop_face`` -> classifier) with
+  the photo options of ``emotion-edge analyze``;
   positive (valence label) vs not against the smile label; a missed face is an error.
 * Classifier latency on one thread (median of single-face invocations).
 
@@ -53,14 +54,15 @@ def fer_scores(bundle_path: str | Path, folder: str | Path, limit: int | None = 
 def genki_scores(bundle_path: str | Path, genki: str | Path, test_fraction: float = 0.3,
                  split: str = "test") -> dict[str, Any]:
     """Positive-vs-not accuracy (%) on GENKI photos through the full device path; misses are errors."""
-    from edge.pipeline import Pipeline
+    from edge.pipeline import Pipeline, PipelineOptions
 
     genki = Path(genki)
     rows = read_genki_labels(genki)
     held = genki_split([f for f, _ in rows], test_fraction)
     pick = held if split == "test" else ~held if split == "train" else np.ones(len(rows), bool)
     rows = [r for r, k in zip(rows, pick) if k]
-    pipe = Pipeline.from_bundle(bundle_path)
+    # The options `emotion-edge analyze` uses on photos (score 0.6, zoom on a miss).
+    pipe = Pipeline.from_bundle(bundle_path, PipelineOptions(score_threshold=0.6, zoom_on_miss=True))
     correct = missed = 0
     try:
         for f, smile in rows:

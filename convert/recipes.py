@@ -21,7 +21,8 @@ Recipes:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,8 +58,8 @@ def _layers():
     return keras, keras.layers
 
 
-def _conv_bn(x, filters: int, k: int = 3, stride: int = 1, name: str | None = None):  # noqa: ANN001
-    keras, L = _layers()
+def _conv_bn(x, filters: int, k: int = 3, stride: int = 1, name: str | None = None):
+    _, L = _layers()
     x = L.Conv2D(filters, k, strides=stride, padding="same", use_bias=False,
                  kernel_initializer="he_normal", name=name)(x)
     x = L.BatchNormalization(momentum=0.95)(x)
@@ -68,7 +69,7 @@ def _conv_bn(x, filters: int, k: int = 3, stride: int = 1, name: str | None = No
 def build_capstone(r: Recipe, n_classes: int):
     """Compact CNN: 5x5 stem, conv-conv-pool blocks + SpatialDropout, GAP, Dense 128."""
     keras, L = _layers()
-    w = lambda c: max(8, int(round(c * r.width)))  # noqa: E731
+    w = lambda c: max(8, round(c * r.width))
     inp = keras.Input((r.input_size, r.input_size, 1), name="face")
     x = _conv_bn(inp, w(32), 5)
     for f in (32, 64, 128):
@@ -86,7 +87,7 @@ def build_capstone(r: Recipe, n_classes: int):
 def build_bkvgg12(r: Recipe, n_classes: int):
     """BKVGG12-style: [32,32] [64,64] [128,128,128] [256,256,256] convs, 2 x Dense 256."""
     keras, L = _layers()
-    w = lambda c: max(8, int(round(c * r.width)))  # noqa: E731
+    w = lambda c: max(8, round(c * r.width))
     inp = keras.Input((r.input_size, r.input_size, 1), name="face")
     x = inp
     for block in ((32, 32), (64, 64), (128, 128, 128), (256, 256, 256)):
@@ -101,8 +102,8 @@ def build_bkvgg12(r: Recipe, n_classes: int):
     return keras.Model(inp, out, name="bkvgg12")
 
 
-def _res_block(x, filters: int, stride: int, drop: float):  # noqa: ANN001
-    keras, L = _layers()
+def _res_block(x, filters: int, stride: int, drop: float):
+    _, L = _layers()
     shortcut = x
     y = _conv_bn(x, filters, 3, stride)
     y = L.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal")(y)
@@ -121,7 +122,7 @@ def build_edgenet(r: Recipe, n_classes: int):
     """Residual VGG, ~1.1 M parameters (int8 bundle < 1 MB): 48 px stem (32) -> 24 px (64)
     -> 12 px (128, 2 blocks, where extra depth is cheap) -> 6 px (192) -> GAP -> logits."""
     keras, L = _layers()
-    w = lambda c: max(8, int(round(c * r.width)))  # noqa: E731
+    w = lambda c: max(8, round(c * r.width))
     inp = keras.Input((r.input_size, r.input_size, 1), name="face")
     x = _conv_bn(inp, w(32), 3)
     x = L.MaxPooling2D()(x)  # 24
@@ -193,7 +194,7 @@ def mirror_layer(width: int):
     return seq
 
 
-def export_model(model, flip_tta: bool = True):  # noqa: ANN001
+def export_model(model, flip_tta: bool = True):
     """Device model: probabilities = softmax(logits), averaged over the image and its mirror if ``flip_tta``."""
     keras, L = _layers()
     inp = keras.Input(model.input_shape[1:], name="face")

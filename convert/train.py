@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -128,7 +130,7 @@ def partial_label_loss(eps: float) -> Callable:
     """``-(1-eps) log sum_k(p_k * mask_k) - eps * mean_k log p_k`` on logits."""
     from keras import ops
 
-    def loss(mask, logits):  # noqa: ANN001
+    def loss(mask, logits):
         logp = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
         neg_inf = ops.full_like(logp, -1e9)
         lp_set = ops.logsumexp(ops.where(mask > 0.5, logp, neg_inf), axis=-1)
@@ -137,7 +139,7 @@ def partial_label_loss(eps: float) -> Callable:
     return loss
 
 
-def _set_accuracy(mask, logits):  # noqa: ANN001
+def _set_accuracy(mask, logits):
     """Top-1 prediction is in the allowed set."""
     from keras import ops
 
@@ -182,14 +184,14 @@ def _dataset(x: np.ndarray, mask: np.ndarray, w: np.ndarray, recipe: Recipe, see
     ds = tf.data.Dataset.from_tensor_slices((xi, mask[perm], w[perm])).batch(recipe.batch_size)
     tf.random.set_seed(seed * 1000 + epoch)
 
-    def aug(xb, mb, wb):  # noqa: ANN001
+    def aug(xb, mb, wb):
         xb = tf.cast(xb, tf.float32) * (1.0 / 255.0)
         return augment_batch(xb, recipe.augment), mb, wb
 
     return ds.map(aug, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
 
-def predict_probs(model, x: np.ndarray, flip_tta: bool, batch: int = 512) -> np.ndarray:  # noqa: ANN001
+def predict_probs(model, x: np.ndarray, flip_tta: bool, batch: int = 512) -> np.ndarray:
     """Softmax probabilities of a logits model on uint8 crops, optionally averaged with the mirror image."""
     import keras
 
@@ -317,7 +319,7 @@ def train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None = Non
             val_acc = float(np.mean(p.argmax(1) == val.y))
             val_val = valence_accuracy(p, val.y)
         lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-        is_best = record["best"] is None or (val_acc == val_acc and val_acc > record["best"]["val_acc"])
+        is_best = record["best"] is None or (not math.isnan(val_acc) and val_acc > record["best"]["val_acc"])
         er = EpochResult(epoch + 1, cfg.recipe.epochs, secs, float(h.history["loss"][-1]),
                          float(h.history["_set_accuracy"][-1]), val_acc, val_val, lr, is_best)
         record["history"].append({k: v for k, v in er.__dict__.items() if k not in ("epochs",)})
@@ -341,9 +343,7 @@ def finalize(cfg: TrainConfig, record: dict[str, Any]) -> Path:
     """Write ``cfg.out`` from the best checkpoint: softmax (+ flip TTA) export model and a ``.json`` record."""
     import keras
 
-    from .recipes import export_model
-
-    from .recipes import build_model
+    from .recipes import build_model, export_model
 
     work = cfg.work
     trained = keras.models.load_model(work / "best.keras", compile=False)

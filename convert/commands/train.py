@@ -41,10 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.preprocess import PreprocessSpec
-
     from convert.recipes import get_recipe
     from convert.train import TrainConfig, train
+    from edge.preprocess import PreprocessSpec
 
     recipe = get_recipe(
         args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -57,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                       workdir=args.workdir, seed=args.seed, resume=args.resume, threads=args.threads,
                       max_train=args.max_train, precision=args.precision)
 
-    def progress(e) -> None:  # noqa: ANN001
+    def progress(e) -> None:
         star = " *" if e.best else ""
         print(f"epoch {e.epoch:3d}/{e.epochs}  {e.seconds:6.1f}s  loss {e.loss:.4f}  train {e.train_acc:.4f}  "
               f"val {e.val_acc:.4f}  valence {e.val_valence_acc:.4f}  lr {e.lr:.2e}{star}", flush=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import DATA, needs_data
+
 from edge.bundle import load_bundle
 from edge.pipeline import default_bundle_path
 
