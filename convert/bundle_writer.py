@@ -39,8 +39,11 @@ def write_bundle(
     still pins it and the device resolves it by hash.
     """
     out = Path(out)
-    tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out.parent if out.parent.exists() else None))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out.parent))
     try:
+        # mkdtemp makes the folder 0700; a bundle must be readable by the service user.
+        os.chmod(tmp, 0o755)
         (tmp / "classifier.tflite").write_bytes(classifier_tflite)
         det_bytes = None
         if include_detector:

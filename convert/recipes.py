@@ -50,6 +50,8 @@ class Recipe(BaseModel):
     class_weighting: str = Field("none", description="none | balanced | sqrt")
     genki_weight: float = Field(1.0, ge=0, description="loss weight of a GENKI photo relative to a FER image")
     flip_tta: bool = True
+    mid_channels: tuple[int, ...] | None = Field(
+        None, description="edgenet: inner width of each residual block (structured pruning); None = block width")
 
 
 def _layers():
@@ -102,10 +104,10 @@ def build_bkvgg12(r: Recipe, n_classes: int):
     return keras.Model(inp, out, name="bkvgg12")
 
 
-def _res_block(x, filters: int, stride: int, drop: float):
+def _res_block(x, filters: int, stride: int, drop: float, mid: int | None = None):
     _, L = _layers()
     shortcut = x
-    y = _conv_bn(x, filters, 3, stride)
+    y = _conv_bn(x, mid or filters, 3, stride)
     y = L.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal")(y)
     y = L.BatchNormalization(momentum=0.95, gamma_initializer="zeros")(y)
     if stride != 1 or x.shape[-1] != filters:
@@ -126,10 +128,11 @@ def build_edgenet(r: Recipe, n_classes: int):
     inp = keras.Input((r.input_size, r.input_size, 1), name="face")
     x = _conv_bn(inp, w(32), 3)
     x = L.MaxPooling2D()(x)  # 24
-    x = _res_block(x, w(64), 1, 0.0)
-    x = _res_block(x, w(128), 2, 0.05)  # 12
-    x = _res_block(x, w(128), 1, 0.05)
-    x = _res_block(x, w(192), 2, 0.1)  # 6
+    mid = r.mid_channels or (None,) * 4
+    x = _res_block(x, w(64), 1, 0.0, mid[0])
+    x = _res_block(x, w(128), 2, 0.05, mid[1])  # 12
+    x = _res_block(x, w(128), 1, 0.05, mid[2])
+    x = _res_block(x, w(192), 2, 0.1, mid[3])  # 6
     x = L.GlobalAveragePooling2D()(x)
     x = L.Dropout(r.dropout)(x)
     out = L.Dense(n_classes, name="logits", dtype="float32")(x)
@@ -203,3 +206,32 @@ def export_model(model, flip_tta: bool = True):
         p2 = L.Softmax(name="probs_mirror")(model(mirror_layer(model.input_shape[2])(inp)))
         p = L.Average(name="probabilities")([p, p2])
     return keras.Model(inp, p, name=f"{model.name}_export")
+
+
+def transfer_pruned(src, dst) -> dict[str, list[int]]:
+    """Copy ``src`` weights into ``dst``, the same architecture with narrower residual inner widths.
+
+    Structured (channel) pruning: for every narrowed block the inner channels with
+    the largest BatchNorm scale |gamma| are kept (Liu et al., "Network Slimming",
+    2017); the first conv's filters, that BN's vectors and the second conv's input
+    slices follow. Returns the kept channel indices per (old, new) width.
+    """
+    import numpy as np
+
+    old, new = src.get_weights(), dst.get_weights()
+    if len(old) != len(new):
+        raise ValueError("models differ in more than inner widths")
+    keep: dict[tuple[int, int], np.ndarray] = {}
+    for a, b in zip(old, new):  # first 1-D mismatch of a pair is the BN gamma
+        if a.ndim == 1 and a.shape != b.shape and (a.shape[0], b.shape[0]) not in keep:
+            keep[(a.shape[0], b.shape[0])] = np.sort(np.argsort(-np.abs(a))[: b.shape[0]])
+    out = []
+    for a, b in zip(old, new):
+        for axis in range(a.ndim):
+            if a.shape[axis] != b.shape[axis]:
+                a = np.take(a, keep[(a.shape[axis], b.shape[axis])], axis=axis)
+        if a.shape != b.shape:
+            raise ValueError(f"cannot map weight {a.shape} onto {b.shape}")
+        out.append(a)
+    dst.set_weights(out)
+    return {f"{k[0]}->{k[1]}": v.tolist() for k, v in keep.items()}

@@ -85,7 +85,19 @@ def training_provenance(record: dict[str, Any]) -> dict[str, Any]:
     keep = ("recipe", "seed", "data", "precision", "params", "best", "host")
     out = {k: record.get(k) for k in keep}
     out["epochs_run"] = len(record.get("history", []))
+    base = base_record(record)
+    if base is not None:  # a fine-tuned (pruned) copy of an earlier run: keep that run too
+        out["init_from"] = {**record["init_from"], "run": training_provenance(base)}
     return out
+
+
+def base_record(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The training record of the run a fine-tune started from (its ``state.json``), if known."""
+    init = record.get("init_from")
+    if not init:
+        return None
+    state = Path(init["model"]).parent / "state.json"
+    return json.loads(state.read_text()) if state.is_file() else None
 
 
 def update_manifest(bundle: str | Path, provenance: dict[str, Any] | None = None,

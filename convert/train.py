@@ -61,6 +61,7 @@ class TrainConfig:
     threads: int = 0
     max_train: int = 0  # >0: use only this many training images (smoke tests)
     precision: str = "auto"  # auto | float32 | mixed_bfloat16
+    init_from: Path | None = None  # start from this .keras (training model), e.g. to fine-tune a pruned copy
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -294,6 +295,13 @@ def train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None = Non
         log.info("resuming %s at epoch %d", work, start_epoch + 1)
     else:
         model = build_model(cfg.recipe, len(FER_CLASSES))
+        if cfg.init_from:
+            from .recipes import transfer_pruned
+
+            src = keras.models.load_model(cfg.init_from, compile=False)
+            kept = transfer_pruned(src, model)
+            record["init_from"] = {"model": str(cfg.init_from), "pruned_kept": {k: len(v) for k, v in kept.items()}}
+            del src
     opt = keras.optimizers.AdamW(learning_rate=_lr_schedule(cfg.recipe, steps),
                                  weight_decay=cfg.recipe.weight_decay, clipnorm=5.0)
     model.compile(optimizer=opt, loss=partial_label_loss(cfg.recipe.label_smoothing),

@@ -53,12 +53,27 @@ def main() -> int:
     return 0
 
 
+def _rows(hist: list[dict], stage: str) -> str:
+    return "\n".join(
+        f"| {stage} | {h['epoch']} | {h['seconds']:.0f} | {h['loss']:.4f} | {100 * h['train_acc']:.2f} | "
+        f"{100 * h['val_acc']:.2f} | {100 * h['val_valence_acc']:.2f} |" for h in hist)
+
+
 def write_validation(bundle: Path, record: dict, m: dict) -> None:
+    from convert.ship import base_record
+
     r = record["recipe"]
     hist = record.get("history", [])
-    rows = "\n".join(
-        f"| {h['epoch']} | {h['seconds']:.0f} | {h['loss']:.4f} | {100 * h['train_acc']:.2f} | "
-        f"{100 * h['val_acc']:.2f} | {100 * h['val_valence_acc']:.2f} |" for h in hist)
+    base = base_record(record)
+    rows = _rows(hist, "train")
+    stages = f"{len(hist)} epochs"
+    total_s = sum(h["seconds"] for h in hist) + (sum(h["seconds"] for h in base["history"]) if base else 0.0)
+    if base is not None:
+        rows = _rows(base["history"], "train") + "\n" + _rows(hist, "prune + fine-tune")
+        kept = ", ".join(f"{k} channels" for k in record["init_from"]["pruned_kept"])
+        stages = (f"{len(base['history'])} epochs ({base.get('params', 0):,} parameters), then structured pruning of "
+                  f"residual inner widths ({kept}, largest BatchNorm |gamma| kept) and {len(hist)} fine-tuning epochs "
+                  f"at lr {r['lr']:g}")
     text = f"""# Validation report: {bundle.name} bundle
 
 Int8 classifier `classifier.tflite` ({m['classifier_bytes']:,} bytes), measured {m['measured']}.
@@ -71,13 +86,15 @@ Produced by `scripts/build_default_model.sh` (see docs/training.md).
 | GENKI-4K positive vs not, full device path | {m['genki_heldout']['smile_accuracy']:.2f}% | held-out split, {m['genki_heldout']['n']} photos, {m['genki_heldout']['missed']} missed faces counted as errors |
 | classifier latency, 1 thread | {m['latency_ms_1thread']:.3f} ms | median, this build machine |
 
-Training: recipe `{r['name']}` ({record.get('params', 0):,} parameters), {len(hist)} epochs, seed {record['seed']},
+Training: recipe `{r['name']}` ({record.get('params', 0):,} parameters shipped), {stages}, seed {record['seed']},
 {record.get('precision')} on {record['host']['cpus']} CPU cores; FER2013 train ({record['data']['train_images']} faces)
 + GENKI-4K train split ({record['data']['genki_train_photos']} photos through BlazeFace -> crop_face).
-FER2013 val was used only to pick the best epoch ({record['best']}); GENKI's held-out split was never used in training.
+FER2013 val was used only to pick the best epoch (epoch {record['best']['epoch']} of the last stage); GENKI's held-out
+split was never used in training. Training wall time: {total_s / 60:.0f} min on a machine shared with other jobs
+(an idle 2-core epoch takes about 2 min; see the s column).
 
-| epoch | s | loss | train acc % | val 7-class % (float, flip TTA) | val valence % |
-|---|---|---|---|---|---|
+| stage | epoch | s | loss | train acc % | val 7-class % (float, flip TTA) | val valence % |
+|---|---|---|---|---|---|---|
 {rows}
 """
     (bundle / "VALIDATION.md").write_text(text)

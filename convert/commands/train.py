@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="crop margin around the BlazeFace box (PreprocessSpec.margin) for photos")
     parser.add_argument("--shift-y", type=float, default=DEFAULT_SHIFT_Y,
                         help="crop centre shift, fraction of the side (PreprocessSpec.shift_y)")
+    parser.add_argument("--init-from", type=Path, help="start from a checkpoint (best.keras of a run); with "
+                        "--mid-channels, structured pruning: keep the strongest channels, then fine-tune")
+    parser.add_argument("--mid-channels", type=lambda v: tuple(int(c) for c in v.split(",")),
+                        help="edgenet: inner widths of the 4 residual blocks, e.g. 64,128,96,128")
+    parser.add_argument("--warmup-epochs", type=float, help="override the recipe's warm-up")
     parser.add_argument("--max-train", type=int, default=0, help="use only N training images (smoke tests)")
 
 
@@ -48,13 +53,14 @@ def run(args: argparse.Namespace) -> int:
     recipe = get_recipe(
         args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         class_weighting=args.class_weighting, label_smoothing=args.label_smoothing,
-        flip_tta=False if args.no_flip_tta else None,
+        flip_tta=False if args.no_flip_tta else None, mid_channels=args.mid_channels,
+        warmup_epochs=args.warmup_epochs,
     )
     spec = PreprocessSpec(input_size=recipe.input_size, color="gray", scale="zero_one",
                           margin=args.margin, shift_y=args.shift_y)
     cfg = TrainConfig(data=args.data, out=args.out, recipe=recipe, preprocess=spec, genki=args.genki,
                       workdir=args.workdir, seed=args.seed, resume=args.resume, threads=args.threads,
-                      max_train=args.max_train, precision=args.precision)
+                      max_train=args.max_train, precision=args.precision, init_from=args.init_from)
 
     def progress(e) -> None:
         star = " *" if e.best else ""

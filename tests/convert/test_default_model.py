@@ -15,10 +15,12 @@ from conftest import DATA, needs_data
 from edge.bundle import load_bundle
 from edge.pipeline import default_bundle_path
 
-# Measured on the full sets (VALIDATION.md) minus a margin for the smaller subset.
-MIN_FER_CLASS = 0.0
-MIN_FER_VALENCE = 0.0
-MIN_GENKI = 0.0
+# Measured (VALIDATION.md): FER2013 val 59.59 % / valence 76.65 % on all 3,435 faces, 59.0 % / 74.5 % on this
+# 400-face subset; GENKI held-out 94.04 %. Thresholds sit 3-4 points under, so a broken bundle, preprocessing
+# or crop framing fails while int8 / runtime rounding differences between machines do not.
+MIN_FER_CLASS = 55.0
+MIN_FER_VALENCE = 71.0
+MIN_GENKI = 90.0
 
 
 def test_default_bundle_is_shipped_small_and_detector_free():

@@ -160,3 +160,25 @@ def test_train_end_to_end_resume_and_export(tmp_path, monkeypatch):
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
     # Flip TTA baked in: the exported model is mirror-invariant.
     np.testing.assert_allclose(np.asarray(m(x[:, :, ::-1])), p, atol=1e-5)
+
+
+def test_structured_pruning_of_dead_channels_is_exact():
+    """Inner channels whose BN scale and shift are zero output nothing: pruning them keeps the outputs."""
+    from convert.recipes import build_model, get_recipe, transfer_pruned
+
+    src = build_model(get_recipe("edgenet", width=0.25), 7)  # inner widths 16, 32, 32, 48
+    w = src.get_weights()
+    rng = np.random.default_rng(0)
+    w = [a + rng.normal(0, 0.1, a.shape).astype(a.dtype) if a.ndim == 1 and a.shape[0] != 48 else a for a in w]
+    i = next(k for k, a in enumerate(w) if a.ndim == 1 and a.shape[0] == 48)  # last block's BN gamma, then beta
+    w[i] = rng.uniform(0.5, 1.5, 48).astype(np.float32)
+    w[i][::2] = 0.0
+    w[i + 1] = rng.normal(0, 0.1, 48).astype(np.float32)
+    w[i + 1][::2] = 0.0
+    src.set_weights(w)
+    dst = build_model(get_recipe("edgenet", width=0.25, mid_channels=(16, 32, 32, 24)), 7)
+    kept = transfer_pruned(src, dst)
+    assert kept["48->24"] == list(range(1, 48, 2))
+    assert dst.count_params() < src.count_params()
+    x = rng.random((4, 48, 48, 1)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(dst(x, training=False)), np.asarray(src(x, training=False)), atol=1e-4)
