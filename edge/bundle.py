@@ -139,7 +139,12 @@ class Bundle:
 
 
 def _extract_archive(path: Path) -> Path:
-    dest = Path(tempfile.mkdtemp(prefix="emotion-edge-bundle-"))
+    try:
+        dest = Path(tempfile.mkdtemp(prefix="emotion-edge-bundle-"))
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot unpack the bundle archive: no usable temporary directory "
+                          f"({exc.strerror or exc}: {tempfile.gettempdir()}); free space there, set $TMPDIR, "
+                          "or unpack the bundle and give its directory") from None
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as z:
@@ -148,7 +153,8 @@ def _extract_archive(path: Path) -> Path:
             with tarfile.open(path) as t:
                 t.extractall(dest, filter="data")
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise BundleError(f"{path}: cannot unpack bundle archive ({exc})") from None
+        hint = "; the disk is full: free space or set $TMPDIR" if getattr(exc, "errno", None) == 28 else ""
+        raise BundleError(f"{path}: cannot unpack bundle archive ({exc}){hint}") from None
     found = list(dest.rglob("bundle.json"))
     if len(found) != 1:
         raise BundleError(f"{path}: archive must contain exactly one bundle.json, found {len(found)}")

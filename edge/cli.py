@@ -21,6 +21,16 @@ from .errors import EmotionEdgeError
 COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("edge.commands.analyze", "find faces in images/videos and print their valence"),
     "bench": ("edge.commands.bench", "per-stage timings and peak memory of the device path"),
+    "run": ("edge.commands.run", "run the daemon: camera -> faces -> valence -> MQTT events"),
+    "check-config": ("edge.commands.check_config", "validate a daemon config file"),
+    "config-schema": ("edge.commands.config_schema", "print the JSON Schema of the config (or --wire: of MQTT payloads)"),
+    "subscribe": ("edge.commands.subscribe", "watch a daemon's MQTT events live"),
+    "demo": ("edge.commands.demo", "zero-setup demo: broker + daemon on a synthesised clip + live events"),
+    "package": ("edge.commands.package", "build an offline install kit for a Raspberry Pi (or this machine)"),
+    "deploy": ("edge.commands.deploy", "install a kit on Pis over SSH: atomic switch, readiness check, rollback"),
+    "calibrate": ("calibration.commands.calibrate", "build an int8 calibration set through the device crop path"),
+    "convert": ("convert.commands.convert", "Keras/SavedModel -> pruned full-int8 bundle with validation report"),
+    "eval": ("convert.commands.eval", "accuracy of a bundle on labelled faces or photos, as on the device"),
     "train": ("convert.commands.train", "train a valence classifier from scratch (workstation, needs TensorFlow)"),
 }
 

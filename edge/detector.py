@@ -169,6 +169,18 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area + areas - inter, 1e-9)
 
 
+def _pairwise_iou(boxes: np.ndarray) -> np.ndarray:
+    """``(N, N)`` IoU matrix; row ``i`` equals ``_iou(boxes[i], boxes)``."""
+    b = boxes[:, None, :]
+    ix0 = np.maximum(b[..., 0], boxes[:, 0])
+    iy0 = np.maximum(b[..., 1], boxes[:, 1])
+    ix1 = np.minimum(b[..., 2], boxes[:, 2])
+    iy1 = np.minimum(b[..., 3], boxes[:, 3])
+    inter = np.clip(ix1 - ix0, 0, None) * np.clip(iy1 - iy0, 0, None)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(areas[:, None] + areas - inter, 1e-9)
+
+
 def weighted_nms(
     boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou: float = 0.3, max_out: int = 100
 ) -> list[tuple[np.ndarray, np.ndarray, float]]:
@@ -178,9 +190,12 @@ def weighted_nms(
     boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
     out = []
     remaining = np.arange(len(scores))
+    # All pairwise IoUs at once (the same arithmetic as _iou, row by row): a few
+    # dozen candidates make per-cluster NumPy calls cost more than the maths.
+    pairwise = _pairwise_iou(boxes) if len(scores) > 1 else np.ones((len(scores), len(scores)), np.float32)
     while remaining.size and len(out) < max_out:
         top = remaining[0]
-        ious = _iou(boxes[top], boxes[remaining])
+        ious = pairwise[top, remaining]
         cluster = remaining[ious > iou]
         cluster = cluster if cluster.size else remaining[:1]
         wts = scores[cluster][:, None]

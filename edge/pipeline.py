@@ -19,7 +19,7 @@ from .bundle import Bundle, load_bundle
 from .classifier import Classifier, Prediction
 from .detector import Detection, DetectorOptions, FaceDetector
 from .preprocess import crop_face
-from .tracking import Track, TrackerOptions, Tracker, TrackEvent
+from .tracking import Track, Tracker, TrackerOptions, TrackEvent
 
 STAGES = ("resize", "detect", "decode", "track", "crop", "classify")
 
@@ -80,7 +80,7 @@ class Pipeline:
         self.frame_index = 0
 
     @classmethod
-    def from_bundle(cls, bundle: str | Path | Bundle | None = None, options: PipelineOptions | None = None) -> "Pipeline":
+    def from_bundle(cls, bundle: str | Path | Bundle | None = None, options: PipelineOptions | None = None) -> Pipeline:
         """Build from a bundle path (default: the bundle shipped with the package)."""
         options = options or PipelineOptions()
         if bundle is None and not (default_bundle_path() / "bundle.json").is_file():
@@ -91,7 +91,10 @@ class Pipeline:
                 "pass --bundle PATH, or reinstall emotion-edge"
             )
         b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle or default_bundle_path())
-        assert b.detector_path is not None
+        if b.detector_path is None:
+            from .errors import BundleError
+
+            raise BundleError(f"bundle {b.root}: no face detector resolved (bundle.json has no detector entry)")
         det = FaceDetector(
             DetectorOptions(
                 model_path=b.detector_path,
@@ -131,6 +134,8 @@ class Pipeline:
         frame_time = time.time() if frame_time is None else frame_time
         timings: dict[str, float] = {}
         h, w = frame.shape[:2]
+        if not h or not w:  # a driver hiccup: the daemon counts it as a frame error
+            raise ValueError(f"empty frame ({w}x{h} pixels) from the camera")
         dets = self.detector.detect(frame, timings)
         skipped = max(0, len(dets) - self.options.max_faces)
         dets = dets[: self.options.max_faces]
@@ -174,7 +179,7 @@ class Pipeline:
         self.detector.close()
         self.classifier.close()
 
-    def __enter__(self) -> "Pipeline":
+    def __enter__(self) -> Pipeline:
         return self
 
     def __exit__(self, *exc: object) -> None:

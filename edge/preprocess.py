@@ -11,6 +11,7 @@ the eye line is level -> resize -> gray or RGB -> optional enhancement
 from __future__ import annotations
 
 import math
+import threading
 from typing import Literal
 
 import cv2
@@ -83,21 +84,72 @@ def crop_face(
     m[0, 2] += size / 2.0 - cx
     m[1, 2] += size / 2.0 - cy
     interp = cv2.INTER_AREA if s < 1.0 else cv2.INTER_LINEAR
-    img = frame_bgr
-    if spec.color == "gray" and img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    elif spec.color == "rgb":
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB if img.ndim == 2 else cv2.COLOR_BGR2RGB)
     if s < 0.5:
-        # Pre-shrink big faces so INTER_AREA-like smoothing happens before the warp.
-        img, m = _prescale(img, m, s)
         interp = cv2.INTER_LINEAR
-    out = cv2.warpAffine(img, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    if _prescale_factor(s) > 1:
+        # Pre-shrink big faces so INTER_AREA-like smoothing happens before the warp.
+        img, m = _prescale(_to_color(frame_bgr, spec), m, s)
+        out = cv2.warpAffine(img, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    else:
+        out = _warp_region(frame_bgr, m, size, interp, spec)
     return enhance(out, spec)
 
 
+def _to_color(img: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    code = _color_code(img, spec)
+    return img if code is None else cv2.cvtColor(img, code)
+
+
+def _warp_region(frame: np.ndarray, m: np.ndarray, size: int, interp: int, spec: PreprocessSpec) -> np.ndarray:
+    """``warpAffine`` of the colour-converted frame, converting only the pixels the warp reads.
+
+    Converting the whole 640x480 frame per face cost more than the warp itself.
+    The converted pixels go to their own place in a frame-sized scratch buffer and
+    the warp runs with the unchanged matrix, so the crop is bit-identical to
+    converting everything (a warp on a shifted sub-image is not: OpenCV's
+    float32 coordinates round differently). The region is the crop's footprint
+    plus the interpolation taps, clipped to the frame, so border replication
+    still reads the frame's own edge pixels.
+    """
+    code = _color_code(frame, spec)
+    if code is None:
+        return cv2.warpAffine(frame, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    h, w = frame.shape[:2]
+    inv = cv2.invertAffineTransform(m)
+    corners = np.array([[0.0, 0.0, 1.0], [size, 0.0, 1.0], [0.0, size, 1.0], [size, size, 1.0]]) @ inv.T
+    lo = np.floor(corners.min(axis=0)) - 2
+    hi = np.ceil(corners.max(axis=0)) + 3
+    x0, x1 = min(max(int(lo[0]), 0), w - 1), min(max(int(hi[0]), 1), w)
+    y0, y1 = min(max(int(lo[1]), 0), h - 1), min(max(int(hi[1]), 1), h)
+    x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
+    buf = _scratch((h, w) if spec.color == "gray" else (h, w, 3), frame.dtype)
+    buf[y0:y1, x0:x1] = cv2.cvtColor(frame[y0:y1, x0:x1], code)
+    return cv2.warpAffine(buf, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _color_code(img: np.ndarray, spec: PreprocessSpec) -> int | None:
+    if spec.color == "gray":
+        return cv2.COLOR_BGR2GRAY if img.ndim == 3 else None
+    return cv2.COLOR_GRAY2RGB if img.ndim == 2 else cv2.COLOR_BGR2RGB
+
+
+_scratch_local = threading.local()
+
+
+def _scratch(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A per-thread buffer of ``shape``, reused across calls (its contents are stale)."""
+    buf = getattr(_scratch_local, "buf", None)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = _scratch_local.buf = np.empty(shape, dtype)
+    return buf
+
+
+def _prescale_factor(s: float) -> int:
+    return max(1, int(1.0 / (2.0 * s))) if s < 0.5 else 1
+
+
 def _prescale(img: np.ndarray, m: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
-    f = max(1, int(1.0 / (2.0 * s)))
+    f = _prescale_factor(s)
     if f <= 1:
         return img, m
     small = cv2.resize(img, (img.shape[1] // f, img.shape[0] // f), interpolation=cv2.INTER_AREA)

@@ -154,7 +154,8 @@ class Tracker:
     def _label(self, track: Track) -> tuple[str, float]:
         o = self.options
         s = track.smoothed
-        assert s is not None
+        if s is None:  # only called after a first prediction; never trust `assert` (gone under -O)
+            raise RuntimeError(f"track {track.id} has no prediction yet")
         top = int(np.argmax(s))
         top_label, top_p = VALENCES[top], float(s[top])
         if top_p < o.abstain_threshold:

@@ -1,25 +1,19 @@
-"""Shared fixtures: dataset location, a tiny int8 bundle, free ports."""
+"""Shared fixtures: dataset location, a tiny int8 bundle, free ports, Mosquitto, stream servers."""
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("EMOTION_EDGE_DATA", ROOT.parent / "shared" / "data"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-needs_data = pytest.mark.skipif(not (DATA / "fer2013").is_dir(), reason=f"dataset folder {DATA} is absent")
-
-
-def have_tensorflow() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("tensorflow") is not None
+from daemon.brokers import MOSQUITTO, Broker
+from servers import Server, http_server_for, rtsp_server_for
+from support import DATA, ROOT, have_tensorflow, needs_data  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +39,41 @@ def genki_dir() -> Path:
     if not (d / "labels.csv").is_file():
         pytest.skip(f"GENKI-4K not found in {d}")
     return d
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A real Mosquitto on a free loopback port (stop()/start()/restart() keep the port)."""
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    b = Broker(tmp_path)
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def persistent_broker(tmp_path: Path) -> Iterator[Broker]:
+    """Like ``broker``, with persistence: sessions and queued QoS1 messages survive a restart."""
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    b = Broker(tmp_path, persistence=True)
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def rtsp_server(free_port: int) -> Iterator[tuple[Server, str]]:
+    """An unstarted GStreamer RTSP server (TCP only) on a free port, and its URL."""
+    server, url = rtsp_server_for(free_port)
+    yield server, url
+    server.kill()
+
+
+@pytest.fixture
+def http_server(free_port: int) -> Iterator[tuple[Server, str]]:
+    """An unstarted FFmpeg HTTP MJPEG server on a free port, and its URL."""
+    server, url = http_server_for(free_port)
+    yield server, url
+    server.kill()

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DATA, ROOT, needs_data
+from support import DATA, ROOT, needs_data
 
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:

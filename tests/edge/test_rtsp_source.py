@@ -8,79 +8,19 @@ must reconnect by itself.
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+
+from servers import Server, needs_ffmpeg, needs_gst  # fixtures rtsp_server/http_server: tests/conftest.py
 
 from edge.errors import SourceError
 from edge.sources import LatestFrameReader, open_source
 
-HERE = Path(__file__).resolve().parent
-SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/usr/local/bin") or "python3"
 FAST = dict(open_timeout=4.0, read_timeout=3.0, backoff_initial=0.2, backoff_max=1.0)
 WAIT = 20.0  # seconds a test waits for frames before failing (a bound, not a timing assertion)
-
-
-def _gst_rtsp_available() -> bool:
-    probe = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
-    try:
-        return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, timeout=30).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-needs_gst = pytest.mark.skipif(
-    not _gst_rtsp_available(),
-    reason="GStreamer RTSP server not installed (apt: python3-gi gir1.2-gst-rtsp-server-1.0 "
-    "gstreamer1.0-plugins-base gstreamer1.0-plugins-good)",
-)
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
-
-
-class Server:
-    """A server process that can be killed and started again on the same port."""
-
-    def __init__(self, argv: list[str], ready: str | None) -> None:
-        self.argv, self.ready = argv, ready
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> "Server":
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        if self.ready is not None:
-            assert self.proc.stdout is not None
-            line = self.proc.stdout.readline().strip()
-            if line != self.ready:
-                self.kill()
-                pytest.fail(f"server {self.argv[:3]} did not start: {line!r}")
-        return self
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.proc = None
-
-
-@pytest.fixture
-def rtsp_server(free_port: int):
-    server = Server([SYSTEM_PYTHON, str(HERE / "rtsp_server.py"), str(free_port), "cam"], ready="ready")
-    yield server, f"rtsp://127.0.0.1:{free_port}/cam"
-    server.kill()
-
-
-@pytest.fixture
-def http_server(free_port: int):
-    url = f"http://127.0.0.1:{free_port}/cam.mjpg"
-    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi",
-            "-i", "testsrc=size=320x240:rate=15", "-f", "mpjpeg", "-q:v", "5", "-listen", "1", url]
-    server = Server(argv, ready=None)
-    yield server, url
-    server.kill()
 
 
 def _frames(reader: LatestFrameReader, n: int = 3, until=lambda: True) -> list:

@@ -1,0 +1,60 @@
+"""``emotion-edge eval BUNDLE DATA``: accuracy of a bundle on labelled data, scored as on the device.
+
+Pre-cropped faces are classified directly; photos go through the bundle's detector
+and crop, and a photo whose face is missed counts as an error. Needs no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundle", help="bundle directory or archive")
+    parser.add_argument("data", nargs="+", metavar="DATA", help="class-folder tree, labels.csv or fer2013.csv")
+    crop = parser.add_mutually_exclusive_group()
+    crop.add_argument("--cropped", dest="cropped", action="store_const", const="yes", default="auto",
+                      help="images are face crops: classify directly (default: small square images are)")
+    crop.add_argument("--photos", dest="cropped", action="store_const", const="no",
+                      help="images are photos: detector + crop as on the device")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="class-balanced subset of N samples")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.add_argument("--threads", type=int, default=1)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    import contextlib
+
+    from convert.evaluate_bundle import evaluate_bundle
+
+    try:  # tqdm comes with the [convert] extra; eval also runs on a lean [edge] install
+        from tqdm import tqdm
+    except ImportError:
+        tqdm = None
+    bar_cm = tqdm(unit="img", desc="eval", leave=False, disable=args.json) if tqdm else contextlib.nullcontext()
+    with bar_cm as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = evaluate_bundle(args.bundle, args.data, cropped=args.cropped, limit=args.limit,
+                                 threads=args.threads, progress=progress if bar is not None else None)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    s = result["scores"]
+    print(f"bundle {result['bundle']}: {s['n']} samples from {result['data']} "
+          f"({s['missed']} faces missed, counted as errors)")
+    for key, name in (("class_accuracy", f"{len(result['classes'])}-class accuracy"),
+                      ("valence_accuracy", "valence accuracy"), ("smile_accuracy", "smile accuracy")):
+        if s.get(key) is not None:
+            print(f"  {name:22s} {s[key]:6.2f}%")
+    for c, r in s.get("class_recall", {}).items():
+        print(f"  recall {c:15s} {r:6.2f}%")
+    for v, r in s.get("valence_recall", {}).items():
+        print(f"  recall valence {v:8s} {r:6.2f}%")
+    a = result["abstain"]
+    print(f"  abstain threshold {a['threshold']:.3f}: answers {a['coverage']:.1f}% of faces")
+    return 0

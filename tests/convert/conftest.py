@@ -1,0 +1,104 @@
+"""Tiny FER classifiers trained in the test run on a few hundred images (skips without data / TensorFlow)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# Same rule as tests/conftest.py (a sub-conftest cannot import the root one by name).
+DATA = Path(os.environ.get("EMOTION_EDGE_DATA", ROOT.parent / "shared" / "data"))
+
+
+def have_tensorflow() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None
+
+FER7 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+def _fer(split: str, per_class: int, scale: str) -> tuple[np.ndarray, np.ndarray]:
+    import cv2
+
+    xs, ys = [], []
+    for i, c in enumerate(FER7):
+        for p in sorted((DATA / "fer2013" / split / c).glob("*.jpg"))[:per_class]:
+            xs.append(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE))
+            ys.append(i)
+    x = np.array(xs, np.float32)[..., None]
+    x = x / 127.5 - 1.0 if scale == "minus1to1" else x / 255.0
+    return x, np.array(ys)
+
+
+def _layers(k, x, width: int = 16):  # type: ignore[no-untyped-def]
+    for f in (width, 2 * width):
+        x = k.layers.Conv2D(f, 3, padding="same", activation="relu")(x)
+        x = k.layers.MaxPooling2D()(x)
+    x = k.layers.Conv2D(4 * width, 3, padding="same", activation="relu")(x)
+    x = k.layers.GlobalAveragePooling2D()(x)
+    x = k.layers.Dense(64, activation="relu")(x)
+    return k.layers.Dense(7, activation="softmax")(x)
+
+
+@pytest.fixture(scope="session")
+def fer_needed() -> None:
+    if not (DATA / "fer2013" / "train").is_dir():
+        pytest.skip(f"FER2013 not found in {DATA}")
+    if not have_tensorflow():
+        pytest.skip("TensorFlow ([convert] extra) is needed for convert tests")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def legacy_h5(fer_needed: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tf-keras (Keras 2) model saved as legacy .h5, preprocessing outside the model: 48px gray, [-1, 1]."""
+    import tf_keras as k
+
+    k.utils.set_random_seed(0)
+    x, y = _fer("train", 60, "minus1to1")
+    inp = k.Input((48, 48, 1))
+    m = k.Model(inp, _layers(k, inp))
+    m.compile(k.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
+    m.fit(x, y, batch_size=64, epochs=3, verbose=0, shuffle=True)
+    path = tmp_path_factory.mktemp("models") / "legacy.h5"
+    m.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def keras3_model(fer_needed: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Keras 3 .keras model, 48px gray, [0, 1]."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x, y = _fer("train", 60, "zero_one")
+    inp = keras.Input((48, 48, 1))
+    m = keras.Model(inp, _layers(keras, inp))
+    m.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
+    m.fit(x, y, batch_size=64, epochs=3, verbose=0, shuffle=True)
+    path = tmp_path_factory.mktemp("models") / "k3.keras"
+    m.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def fer_calib(fer_needed: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from calibration.representative import build_calibration_set, save_calibration_set
+    from edge.preprocess import PreprocessSpec
+
+    cs = build_calibration_set([DATA / "fer2013" / "train"], PreprocessSpec(input_size=48, color="gray"), n=70)
+    return save_calibration_set(cs, tmp_path_factory.mktemp("calib") / "calib.npz")["npz"]
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """``edge.cli.main`` with only this stage's commands registered (others may not be installed here)."""
+    from edge import cli as cli_mod
+
+    mine = {k: v for k, v in cli_mod.COMMANDS.items() if k in ("calibrate", "convert", "eval")}
+    monkeypatch.setattr(cli_mod, "COMMANDS", mine)
+    return cli_mod.main
