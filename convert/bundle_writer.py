@@ -43,6 +43,8 @@ def write_bundle(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out.parent))
     try:
+        # mkdtemp makes the folder 0700; a bundle must be readable by the service user.
+        os.chmod(tmp, 0o755)
         (tmp / "classifier.tflite").write_bytes(classifier_tflite)
         det_bytes = None
         if include_detector:

@@ -1,0 +1,75 @@
+"""``emotion-edge train``: train a valence classifier from scratch (workstation, TensorFlow)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_MARGIN = 0.15
+DEFAULT_SHIFT_Y = -0.1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # Keep this cheap: no TensorFlow import here.
+    from convert.recipes import DEFAULT_RECIPE, RECIPES
+
+    parser.add_argument("--data", required=True, type=Path,
+                        help="folder with train/<class>/*.jpg (and val/<class>/ for model selection), FER2013 layout")
+    parser.add_argument("--genki", type=Path, help="GENKI-4K folder (files/, labels.csv): smile photos as extra "
+                        "positive / not-positive signal, through the device crop path; its fixed test part is never used")
+    parser.add_argument("--recipe", default=DEFAULT_RECIPE, choices=sorted(RECIPES), help="model + hyper-parameters")
+    parser.add_argument("--out", required=True, type=Path, help="output .keras model (softmax, device-ready)")
+    parser.add_argument("--workdir", type=Path, help="checkpoints + state.json (default: OUT without suffix + .work)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --workdir from its last epoch")
+    parser.add_argument("--epochs", type=int, help="override the recipe's epoch count")
+    parser.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+    parser.add_argument("--lr", type=float, help="override the recipe's peak learning rate")
+    parser.add_argument("--class-weighting", choices=["none", "balanced", "sqrt"], help="loss weights per class")
+    parser.add_argument("--label-smoothing", type=float, help="override the recipe's label smoothing")
+    parser.add_argument("--no-flip-tta", action="store_true", help="do not bake mirror-averaging into the export")
+    parser.add_argument("--seed", type=int, default=1234, help="seed for weights, shuffling and augmentation")
+    parser.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"], default="auto",
+                        help="auto: bfloat16 where the CPU has AMX/AVX512-BF16 (about 2x faster), else float32")
+    parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0 = all cores)")
+    parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                        help="crop margin around the BlazeFace box (PreprocessSpec.margin) for photos")
+    parser.add_argument("--shift-y", type=float, default=DEFAULT_SHIFT_Y,
+                        help="crop centre shift, fraction of the side (PreprocessSpec.shift_y)")
+    parser.add_argument("--init-from", type=Path, help="start from a checkpoint (best.keras of a run); with "
+                        "--mid-channels, structured pruning: keep the strongest channels, then fine-tune")
+    parser.add_argument("--mid-channels", type=lambda v: tuple(int(c) for c in v.split(",")),
+                        help="edgenet: inner widths of the 4 residual blocks, e.g. 64,128,96,128")
+    parser.add_argument("--warmup-epochs", type=float, help="override the recipe's warm-up")
+    parser.add_argument("--max-train", type=int, default=0, help="use only N training images (smoke tests)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from convert.recipes import get_recipe
+    from convert.train import TrainConfig, train
+    from edge.preprocess import PreprocessSpec
+
+    recipe = get_recipe(
+        args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        class_weighting=args.class_weighting, label_smoothing=args.label_smoothing,
+        flip_tta=False if args.no_flip_tta else None, mid_channels=args.mid_channels,
+        warmup_epochs=args.warmup_epochs,
+    )
+    spec = PreprocessSpec(input_size=recipe.input_size, color="gray", scale="zero_one",
+                          margin=args.margin, shift_y=args.shift_y)
+    cfg = TrainConfig(data=args.data, out=args.out, recipe=recipe, preprocess=spec, genki=args.genki,
+                      workdir=args.workdir, seed=args.seed, resume=args.resume, threads=args.threads,
+                      max_train=args.max_train, precision=args.precision, init_from=args.init_from)
+
+    def progress(e) -> None:
+        star = " *" if e.best else ""
+        print(f"epoch {e.epoch:3d}/{e.epochs}  {e.seconds:6.1f}s  loss {e.loss:.4f}  train {e.train_acc:.4f}  "
+              f"val {e.val_acc:.4f}  valence {e.val_valence_acc:.4f}  lr {e.lr:.2e}{star}", flush=True)
+
+    print(f"training {recipe.name} for {recipe.epochs} epochs, seed {args.seed}, work folder {cfg.work}", flush=True)
+    record = train(cfg, progress)
+    best = record["best"] or {}
+    print(json.dumps({"out": str(args.out), "best": best, "params": record.get("params"),
+                      "precision": record.get("precision")}), file=sys.stdout)
+    return 0

@@ -1,0 +1,237 @@
+"""Training recipes: a model builder plus the hyper-parameters that go with it.
+
+Each recipe is a named, frozen ``Recipe``; ``train`` records the one used (with
+any command-line overrides) in the checkpoint folder and in ``bundle.json``
+provenance, so a model can be rebuilt from its record.
+
+Models output **logits** (no softmax): ``export_model`` wraps them for the
+device with softmax and, optionally, horizontal-flip test-time augmentation
+baked into the graph (the device API is unchanged; the classifier costs 2x).
+
+Recipes:
+
+* ``capstone`` - the compact CNN of the capstone report: 5x5 stem,
+  conv-conv-pool blocks with SpatialDropout, global average pooling, Dense 128.
+* ``bkvgg12`` - a BKVGG12-style grayscale VGG (Jonsson & Soderberg, Lund 2018):
+  10 3x3 convolutions in 4 blocks + 2 dense layers, 48 px.
+* ``edgenet`` (default) - a residual VGG sized for CPU training and a 1 ms
+  int8 budget: a cheap 48 px stem, then most of the width at 12 and 6 px where
+  it is cheap, BatchNorm, label smoothing, cosine AdamW, flip TTA at export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .augment import AugmentSpec
+
+
+class Recipe(BaseModel):
+    """A model plus how to train it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str
+    input_size: int = 48
+    head: str = Field("fer7", description="fer7: 7 FER classes (valence by mapping); valence3: 3 valence classes")
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    dropout: float = 0.3
+    width: float = 1.0
+    augment: AugmentSpec = AugmentSpec()
+    class_weighting: str = Field("none", description="none | balanced | sqrt")
+    genki_weight: float = Field(1.0, ge=0, description="loss weight of a GENKI photo relative to a FER image")
+    flip_tta: bool = True
+    mid_channels: tuple[int, ...] | None = Field(
+        None, description="edgenet: inner width of each residual block (structured pruning); None = block width")
+
+
+def _layers():
+    import keras
+
+    return keras, keras.layers
+
+
+def _conv_bn(x, filters: int, k: int = 3, stride: int = 1, name: str | None = None):
+    _, L = _layers()
+    x = L.Conv2D(filters, k, strides=stride, padding="same", use_bias=False,
+                 kernel_initializer="he_normal", name=name)(x)
+    x = L.BatchNormalization(momentum=0.95)(x)
+    return L.ReLU()(x)
+
+
+def build_capstone(r: Recipe, n_classes: int):
+    """Compact CNN: 5x5 stem, conv-conv-pool blocks + SpatialDropout, GAP, Dense 128."""
+    keras, L = _layers()
+    w = lambda c: max(8, round(c * r.width))
+    inp = keras.Input((r.input_size, r.input_size, 1), name="face")
+    x = _conv_bn(inp, w(32), 5)
+    for f in (32, 64, 128):
+        x = _conv_bn(x, w(f))
+        x = _conv_bn(x, w(f))
+        x = L.MaxPooling2D()(x)
+        x = L.SpatialDropout2D(0.1)(x)
+    x = L.GlobalAveragePooling2D()(x)
+    x = L.Dense(128, activation="relu")(x)
+    x = L.Dropout(r.dropout)(x)
+    out = L.Dense(n_classes, name="logits", dtype="float32")(x)
+    return keras.Model(inp, out, name="capstone")
+
+
+def build_bkvgg12(r: Recipe, n_classes: int):
+    """BKVGG12-style: [32,32] [64,64] [128,128,128] [256,256,256] convs, 2 x Dense 256."""
+    keras, L = _layers()
+    w = lambda c: max(8, round(c * r.width))
+    inp = keras.Input((r.input_size, r.input_size, 1), name="face")
+    x = inp
+    for block in ((32, 32), (64, 64), (128, 128, 128), (256, 256, 256)):
+        for f in block:
+            x = _conv_bn(x, w(f))
+        x = L.MaxPooling2D()(x)
+    x = L.Flatten()(x)
+    for _ in range(2):
+        x = L.Dense(256, activation="relu")(x)
+        x = L.Dropout(r.dropout)(x)
+    out = L.Dense(n_classes, name="logits", dtype="float32")(x)
+    return keras.Model(inp, out, name="bkvgg12")
+
+
+def _res_block(x, filters: int, stride: int, drop: float, mid: int | None = None):
+    _, L = _layers()
+    shortcut = x
+    y = _conv_bn(x, mid or filters, 3, stride)
+    y = L.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal")(y)
+    y = L.BatchNormalization(momentum=0.95, gamma_initializer="zeros")(y)
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = L.Conv2D(filters, 1, strides=stride, use_bias=False, kernel_initializer="he_normal")(x)
+        shortcut = L.BatchNormalization(momentum=0.95)(shortcut)
+    y = L.Add()([y, shortcut])
+    y = L.ReLU()(y)
+    if drop > 0:
+        y = L.SpatialDropout2D(drop)(y)
+    return y
+
+
+def build_edgenet(r: Recipe, n_classes: int):
+    """Residual VGG, ~1.1 M parameters (int8 bundle < 1 MB): 48 px stem (32) -> 24 px (64)
+    -> 12 px (128, 2 blocks, where extra depth is cheap) -> 6 px (192) -> GAP -> logits."""
+    keras, L = _layers()
+    w = lambda c: max(8, round(c * r.width))
+    inp = keras.Input((r.input_size, r.input_size, 1), name="face")
+    x = _conv_bn(inp, w(32), 3)
+    x = L.MaxPooling2D()(x)  # 24
+    mid = r.mid_channels or (None,) * 4
+    x = _res_block(x, w(64), 1, 0.0, mid[0])
+    x = _res_block(x, w(128), 2, 0.05, mid[1])  # 12
+    x = _res_block(x, w(128), 1, 0.05, mid[2])
+    x = _res_block(x, w(192), 2, 0.1, mid[3])  # 6
+    x = L.GlobalAveragePooling2D()(x)
+    x = L.Dropout(r.dropout)(x)
+    out = L.Dense(n_classes, name="logits", dtype="float32")(x)
+    return keras.Model(inp, out, name="edgenet")
+
+
+BUILDERS: dict[str, Callable[[Recipe, int], Any]] = {
+    "capstone": build_capstone,
+    "bkvgg12": build_bkvgg12,
+    "edgenet": build_edgenet,
+}
+
+RECIPES: dict[str, Recipe] = {
+    "capstone": Recipe(
+        name="capstone",
+        description="capstone compact CNN (5x5 stem, conv-conv-pool + SpatialDropout, GAP, Dense 128)",
+        epochs=40, lr=2e-3, dropout=0.4,
+    ),
+    "bkvgg12": Recipe(
+        name="bkvgg12",
+        description="BKVGG12-style 48 px grayscale VGG (Lund 2018 baseline)",
+        epochs=40, lr=1e-3, dropout=0.5,
+    ),
+    "edgenet": Recipe(
+        name="edgenet",
+        description="residual VGG for CPU training and 1 ms int8 inference; label smoothing, flip TTA",
+        epochs=12, lr=2e-3, dropout=0.3, weight_decay=0.02, warmup_epochs=0.5,
+    ),
+}
+DEFAULT_RECIPE = "edgenet"
+
+
+def get_recipe(name: str, **overrides: Any) -> Recipe:
+    """A named recipe with ``overrides`` (None values ignored) applied."""
+    from edge.errors import ConfigError
+
+    if name not in RECIPES:
+        raise ConfigError(f"unknown recipe {name!r}; choose one of {sorted(RECIPES)}")
+    base = RECIPES[name]
+    upd = {k: v for k, v in overrides.items() if v is not None}
+    return Recipe.model_validate({**base.model_dump(), **upd})
+
+
+def build_model(recipe: Recipe, n_classes: int):
+    """The training model (float32 logits) for ``recipe``."""
+    return BUILDERS[recipe.name](recipe, n_classes)
+
+
+def mirror_layer(width: int):
+    """Horizontal flip of ``(B, H, W, 1)`` images from built-in layers only.
+
+    A frozen anti-identity Dense over the width axis: the saved ``.keras`` file
+    loads without custom objects and converts to int8 exactly (weights 0/1).
+    """
+    import numpy as np
+
+    keras, L = _layers()
+    flip = L.Dense(width, use_bias=False, trainable=False, name="mirror_matrix")
+    seq = keras.Sequential([L.Permute((1, 3, 2)), flip, L.Permute((1, 3, 2))], name="mirror")
+    seq.build((None, width, width, 1))
+    flip.set_weights([np.eye(width, dtype="float32")[::-1]])
+    return seq
+
+
+def export_model(model, flip_tta: bool = True):
+    """Device model: probabilities = softmax(logits), averaged over the image and its mirror if ``flip_tta``."""
+    keras, L = _layers()
+    inp = keras.Input(model.input_shape[1:], name="face")
+    p = L.Softmax(name="probs")(model(inp))
+    if flip_tta:
+        p2 = L.Softmax(name="probs_mirror")(model(mirror_layer(model.input_shape[2])(inp)))
+        p = L.Average(name="probabilities")([p, p2])
+    return keras.Model(inp, p, name=f"{model.name}_export")
+
+
+def transfer_pruned(src, dst) -> dict[str, list[int]]:
+    """Copy ``src`` weights into ``dst``, the same architecture with narrower residual inner widths.
+
+    Structured (channel) pruning: for every narrowed block the inner channels with
+    the largest BatchNorm scale |gamma| are kept (Liu et al., "Network Slimming",
+    2017); the first conv's filters, that BN's vectors and the second conv's input
+    slices follow. Returns the kept channel indices per (old, new) width.
+    """
+    import numpy as np
+
+    old, new = src.get_weights(), dst.get_weights()
+    if len(old) != len(new):
+        raise ValueError("models differ in more than inner widths")
+    keep: dict[tuple[int, int], np.ndarray] = {}
+    for a, b in zip(old, new):  # first 1-D mismatch of a pair is the BN gamma
+        if a.ndim == 1 and a.shape != b.shape and (a.shape[0], b.shape[0]) not in keep:
+            keep[(a.shape[0], b.shape[0])] = np.sort(np.argsort(-np.abs(a))[: b.shape[0]])
+    out = []
+    for a, b in zip(old, new):
+        for axis in range(a.ndim):
+            if a.shape[axis] != b.shape[axis]:
+                a = np.take(a, keep[(a.shape[axis], b.shape[axis])], axis=axis)
+        if a.shape != b.shape:
+            raise ValueError(f"cannot map weight {a.shape} onto {b.shape}")
+        out.append(a)
+    dst.set_weights(out)
+    return {f"{k[0]}->{k[1]}": v.tolist() for k, v in keep.items()}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Rebuild the shipped default bundle (edge/models/default) from ../shared/data on a CPU.
+#   scripts/build_default_model.sh            # DATA=../shared/data PY=.venv/bin/python WORK=runs/default
+# 1. train edgenet (12 epochs, seed 1234)  2. structured pruning of the last block's inner width 192 -> 96
+# + 2 fine-tuning epochs (int8 bundle under 1 MB)  3. `emotion-edge calibrate` + `convert` (full int8, gate,
+# confidence calibration, report)  4. training record + held-out figures into bundle.json and VALIDATION.md.
+# Each stage is resumable: rerun the script to continue an interrupted run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-../shared/data}
+PY=${PY:-.venv/bin/python}
+WORK=${WORK:-runs/default}
+common=(--data "$DATA/fer2013" --genki "$DATA/genki4k" --recipe edgenet --seed 1234)
+stage() {  # stage OUT ARGS...: train unless OUT exists; resume a started run
+    local out=$1; shift
+    [ -f "$out" ] && return 0
+    local resume=()
+    [ -f "${out%.keras}.work/state.json" ] && resume=(--resume)
+    "$PY" -m edge train "${common[@]}" --out "$out" "${resume[@]}" "$@"
+}
+stage "$WORK/base.keras"
+stage "$WORK/model.keras" --init-from "$WORK/base.work/best.keras" --mid-channels 64,128,128,96 \
+    --epochs 2 --lr 3e-4 --warmup-epochs 0.1
+"$PY" -m edge calibrate "$DATA/fer2013/train" --for "size=48,color=gray,margin=0.15,shift_y=-0.1" \
+    --out "$WORK/calib.npz"
+"$PY" -m edge convert "$WORK/model.keras" --labels fer7 --calib "$WORK/calib.npz" --eval "$DATA/fer2013/val" \
+    --no-detector --id fer7-edgenet-int8 --out "$WORK/bundle"
+mkdir -p edge/models/default
+cp "$WORK/bundle/classifier.tflite" "$WORK/bundle/bundle.json" edge/models/default/
+sed '/^!\[.*\.png)$/d' "$WORK/bundle/report.md" > edge/models/default/report.md   # plots stay in $WORK/bundle
+"$PY" scripts/ship_default_model.py "$WORK/model.keras" edge/models/default --data "$DATA" --skip-quantize

@@ -1,0 +1,184 @@
+"""Training pieces: augmentation, loss, mirror export, splits, weights, and a tiny end-to-end run.
+
+The end-to-end run uses synthetic images written to tmp_path (never dataset images).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import have_tensorflow
+
+pytestmark = pytest.mark.skipif(not have_tensorflow(), reason="TensorFlow ([convert] extra) is not installed")
+
+
+def test_augment_identity_when_all_strengths_zero():
+    import tensorflow as tf
+
+    from convert.augment import AugmentSpec, augment_batch
+
+    spec = AugmentSpec(flip=False, rotation_deg=0, shift=0, zoom=0, brightness=0, contrast=0, noise=0)
+    x = np.random.default_rng(0).random((4, 48, 48, 1)).astype(np.float32)
+    out = augment_batch(tf.constant(x), spec).numpy()
+    np.testing.assert_allclose(out, x, atol=1e-5)
+
+
+def test_augment_changes_images_and_stays_in_range():
+    import tensorflow as tf
+
+    from convert.augment import AugmentSpec, augment_batch
+
+    tf.random.set_seed(0)
+    x = np.random.default_rng(0).random((16, 48, 48, 1)).astype(np.float32)
+    out = augment_batch(tf.constant(x), AugmentSpec(erase=1.0)).numpy()
+    assert out.shape == x.shape and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert np.abs(out - x).mean(axis=(1, 2, 3)).min() > 0.01  # every image was changed
+
+
+def test_augment_flip_only_mirrors():
+    import tensorflow as tf
+
+    from convert.augment import AugmentSpec, augment_batch
+
+    spec = AugmentSpec(flip=True, rotation_deg=0, shift=0, zoom=0, brightness=0, contrast=0, noise=0)
+    x = np.random.default_rng(1).random((64, 48, 48, 1)).astype(np.float32)
+    out = augment_batch(tf.constant(x), spec).numpy()
+    same = np.all(np.isclose(out, x, atol=1e-5), axis=(1, 2, 3))
+    mirrored = np.all(np.isclose(out, x[:, :, ::-1], atol=1e-5), axis=(1, 2, 3))
+    assert np.all(same | mirrored)
+    assert 10 < mirrored.sum() < 54
+
+
+def test_partial_label_loss_is_cross_entropy_for_one_hot_and_set_likelihood_otherwise():
+    from convert.train import partial_label_loss
+
+    logits = np.array([[2.0, 0.5, -1.0, 0.0, 1.0, 0.3, -0.2]], np.float32)
+    p = np.exp(logits) / np.exp(logits).sum()
+    one_hot = np.eye(7, dtype=np.float32)[[3]]
+    loss0 = partial_label_loss(0.0)
+    np.testing.assert_allclose(np.asarray(loss0(one_hot, logits)), [-np.log(p[0, 3])], rtol=1e-5)
+    not_happy = 1.0 - one_hot
+    np.testing.assert_allclose(np.asarray(loss0(not_happy, logits)), [-np.log(1 - p[0, 3])], rtol=1e-5)
+    eps = 0.1
+    want = -(1 - eps) * np.log(p[0, 3]) - eps * np.mean(np.log(p[0]))
+    np.testing.assert_allclose(np.asarray(partial_label_loss(eps)(one_hot, logits)), [want], rtol=1e-5)
+
+
+def test_mirror_layer_flips_exactly():
+    from convert.recipes import mirror_layer
+
+    x = np.random.default_rng(2).random((3, 48, 48, 1)).astype(np.float32)
+    out = np.asarray(mirror_layer(48)(x))
+    np.testing.assert_allclose(out, x[:, :, ::-1], atol=1e-6)
+
+
+def test_genki_split_is_fixed_and_order_independent():
+    from convert.datasets import genki_split
+
+    files = [f"file{i:04d}.jpg" for i in range(1, 4001)]
+    a = genki_split(files)
+    b = genki_split(files[::-1])[::-1]
+    assert np.array_equal(a, b)
+    assert 0.27 < a.mean() < 0.33
+    held = {f for f, t in zip(files, a) if t}
+    assert held == {f for f, t in zip(files[:2000], genki_split(files[:2000])) if t} | {
+        f for f, t in zip(files[2000:], genki_split(files[2000:])) if t}
+
+
+def test_class_weights_balanced_upweights_rare_classes_with_mean_one():
+    from convert.train import class_weights
+
+    y = np.array([0] * 90 + [1] * 10)
+    w = class_weights(y, "balanced", 2)
+    assert w[1] > w[0]
+    assert np.isclose(w[y].mean(), 1.0)
+    assert np.allclose(class_weights(y, "none", 2), 1.0)
+
+
+def _synthetic_folders(root: Path, per_class: int = 6) -> Path:
+    """Class folders of synthetic 48x48 images; 'happy' gets a bright mouth bar so it is learnable."""
+    import cv2
+
+    from convert.datasets import FER_CLASSES
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for c in FER_CLASSES:
+            d = root / split / c
+            d.mkdir(parents=True)
+            for i in range(per_class):
+                img = rng.integers(60, 120, (48, 48), np.uint8)
+                if c == "happy":
+                    img[32:38, 12:36] = 250
+                cv2.imwrite(str(d / f"{i}.png"), img)
+    return root
+
+
+def test_train_end_to_end_resume_and_export(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOTION_EDGE_CACHE", str(tmp_path / "cache"))
+    from convert.recipes import get_recipe
+    from convert.train import TrainConfig, train
+    from edge.errors import ConfigError
+    from edge.preprocess import PreprocessSpec
+
+    data = _synthetic_folders(tmp_path / "data")
+    recipe = get_recipe("edgenet", epochs=2, batch_size=16, width=0.25, warmup_epochs=0.5)
+    cfg = TrainConfig(data=data, out=tmp_path / "m.keras", recipe=recipe, preprocess=PreprocessSpec(),
+                      seed=3, precision="float32")
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(e):
+        raise Stop
+
+    with pytest.raises(Stop):
+        train(cfg, stop_after_first)
+    state = json.loads((cfg.work / "state.json").read_text())
+    assert len(state["history"]) == 1 and (cfg.work / "best.keras").is_file()
+    with pytest.raises(ConfigError, match="--resume"):
+        train(cfg)
+    seen = []
+    cfg.resume = True
+    record = train(cfg, seen.append)
+    assert [e.epoch for e in seen] == [2]
+    assert [h["epoch"] for h in record["history"]] == [1, 2]
+    assert record["seed"] == 3 and record["data"]["train_images"] == 42
+    saved = json.loads(cfg.out.with_suffix(".json").read_text())
+    assert saved["recipe"]["epochs"] == 2
+
+    import keras
+
+    m = keras.saving.load_model(cfg.out, compile=False)  # no custom objects needed
+    x = np.random.default_rng(0).random((5, 48, 48, 1)).astype(np.float32)
+    p = np.asarray(m(x))
+    assert p.shape == (5, 7)
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
+    # Flip TTA baked in: the exported model is mirror-invariant.
+    np.testing.assert_allclose(np.asarray(m(x[:, :, ::-1])), p, atol=1e-5)
+
+
+def test_structured_pruning_of_dead_channels_is_exact():
+    """Inner channels whose BN scale and shift are zero output nothing: pruning them keeps the outputs."""
+    from convert.recipes import build_model, get_recipe, transfer_pruned
+
+    src = build_model(get_recipe("edgenet", width=0.25), 7)  # inner widths 16, 32, 32, 48
+    w = src.get_weights()
+    rng = np.random.default_rng(0)
+    w = [a + rng.normal(0, 0.1, a.shape).astype(a.dtype) if a.ndim == 1 and a.shape[0] != 48 else a for a in w]
+    i = next(k for k, a in enumerate(w) if a.ndim == 1 and a.shape[0] == 48)  # last block's BN gamma, then beta
+    w[i] = rng.uniform(0.5, 1.5, 48).astype(np.float32)
+    w[i][::2] = 0.0
+    w[i + 1] = rng.normal(0, 0.1, 48).astype(np.float32)
+    w[i + 1][::2] = 0.0
+    src.set_weights(w)
+    dst = build_model(get_recipe("edgenet", width=0.25, mid_channels=(16, 32, 32, 24)), 7)
+    kept = transfer_pruned(src, dst)
+    assert kept["48->24"] == list(range(1, 48, 2))
+    assert dst.count_params() < src.count_params()
+    x = rng.random((4, 48, 48, 1)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(dst(x, training=False)), np.asarray(src(x, training=False)), atol=1e-4)
