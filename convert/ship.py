@@ -45,22 +45,11 @@ def representative_crops(record: dict[str, Any], n_fer: int = 400, n_genki: int 
 def quantize_int8(model_path: str | Path, crops: np.ndarray, spec: PreprocessSpec) -> bytes:
     """Full-integer (int8 in/out) TFLite of a Keras model, calibrated on ``crops``."""
     import keras
-    import tensorflow as tf
+
+    from .quantize import to_tflite
 
     model = keras.saving.load_model(model_path, compile=False)
-    x = normalize(crops, spec)
-
-    def rep():
-        for i in range(len(x)):
-            yield [x[i : i + 1]]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = rep
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    return conv.convert()
+    return to_tflite(model, "int8", representative=normalize(crops, spec))
 
 
 def ship(model_path: str | Path, out: str | Path, bundle_id: str, record: dict[str, Any] | None = None) -> Path:

@@ -42,19 +42,10 @@ def vgg_int8(size: int = 48, classes: int = 7, seed: int = 0) -> bytes:
     x = layers.Dense(128, activation="relu")(x)
     out = layers.Dense(classes, activation="softmax")(x)
     model = tf.keras.Model(inp, out)
-    rng = np.random.default_rng(seed)
+    from convert.quantize import to_tflite
 
-    def representative():
-        for _ in range(30):
-            yield [rng.random((1, size, size, 1), dtype=np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    return conv.convert()
+    rep = np.random.default_rng(seed).random((30, size, size, 1), dtype=np.float32)
+    return to_tflite(model, "int8", representative=rep)
 
 
 def main() -> int:

@@ -30,19 +30,10 @@ def tiny_int8_tflite(size: int = 48, classes: int = 7, seed: int = 0) -> bytes:
     x = tf.keras.layers.GlobalAveragePooling2D()(x)
     out = tf.keras.layers.Dense(classes, activation="softmax")(x)
     model = tf.keras.Model(inp, out)
-    rng = np.random.default_rng(seed)
+    from convert.quantize import to_tflite
 
-    def rep():
-        for _ in range(20):
-            yield [rng.random((1, size, size, 1), dtype=np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = rep
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    return conv.convert()
+    rep = np.random.default_rng(seed).random((20, size, size, 1), dtype=np.float32)
+    return to_tflite(model, "int8", representative=rep)
 
 
 def make_tiny_bundle(out: Path, include_detector: bool = True) -> Path:
