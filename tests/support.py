@@ -16,3 +16,21 @@ needs_data = pytest.mark.skipif(not (DATA / "fer2013").is_dir(), reason=f"datase
 
 def have_tensorflow() -> bool:
     return importlib.util.find_spec("tensorflow") is not None
+
+
+FER7 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+def fer_subset(split: str, per_class: int, scale: str):  # type: ignore[no-untyped-def]
+    """The first ``per_class`` FER2013 images of each class as float model inputs ``(N, 48, 48, 1)`` and labels."""
+    import cv2
+    import numpy as np
+
+    xs, ys = [], []
+    for i, c in enumerate(FER7):
+        for p in sorted((DATA / "fer2013" / split / c).glob("*.jpg"))[:per_class]:
+            xs.append(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE))
+            ys.append(i)
+    x = np.array(xs, np.float32)[..., None]
+    x = x / 127.5 - 1.0 if scale == "minus1to1" else x / 255.0
+    return x, np.array(ys)

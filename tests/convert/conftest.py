@@ -5,33 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-# Same rule as tests/conftest.py (a sub-conftest cannot import the root one by name).
-DATA = Path(os.environ.get("EMOTION_EDGE_DATA", ROOT.parent / "shared" / "data"))
-
-
-def have_tensorflow() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("tensorflow") is not None
-
-FER7 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-
-
-def _fer(split: str, per_class: int, scale: str) -> tuple[np.ndarray, np.ndarray]:
-    import cv2
-
-    xs, ys = [], []
-    for i, c in enumerate(FER7):
-        for p in sorted((DATA / "fer2013" / split / c).glob("*.jpg"))[:per_class]:
-            xs.append(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE))
-            ys.append(i)
-    x = np.array(xs, np.float32)[..., None]
-    x = x / 127.5 - 1.0 if scale == "minus1to1" else x / 255.0
-    return x, np.array(ys)
+# Several conftest.py files exist: shared names come from tests/support.py, never `from conftest import`.
+from support import DATA, FER7, ROOT, have_tensorflow  # noqa: E402,F401
+from support import fer_subset as _fer  # noqa: E402
 
 
 def _layers(k, x, width: int = 16):  # type: ignore[no-untyped-def]

@@ -28,9 +28,9 @@ def test_polynomial_schedule_matches_tfmot_end_points() -> None:
 
 
 def _train_data(size: int, scale: str) -> tuple[np.ndarray, np.ndarray]:
-    from conftest import _fer  # tests/convert/conftest.py helper
+    from support import fer_subset
 
-    return _fer("train", 30, scale)
+    return fer_subset("train", 30, scale)
 
 
 @pytest.mark.parametrize("which", ["keras3", "legacy"])

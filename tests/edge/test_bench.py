@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from support import ROOT
 
 PEER_PYTHON = ROOT / ".bench-venv" / "bin" / "python"
 QUICK = ["--frames", "3", "--warmup", "1", "--rss-frames", "3", "--threads", "1"]
