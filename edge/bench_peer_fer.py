@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             faces.append(len(found))
         results.append({"frames_file": path, "ms": ms, "cpu_ms": cpu_ms, "faces": faces})
 
-    import tensorflow as tf  # already imported by fer; only for its version
+    from importlib.metadata import version  # fer has loaded TensorFlow already; only its version is wanted
 
     report = {
         "name": "fer",
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         "detector": "opencv haar cascade (fer default)",
         "classifier": "fer emotion_model_quantized.tflite on tf.lite (fer default)",
         "opencv": cv2.__version__,
-        "tensorflow": tf.__version__,
+        "tensorflow": version("tensorflow"),
         "python": sys.version.split()[0],
         "cpus": cpus,
         "load_s": round(load_s, 3),
