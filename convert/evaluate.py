@@ -249,11 +249,16 @@ def latency_ms(tflite: bytes | Path, input_shape: tuple[int, ...], runs: int = 2
 
     x = np.random.default_rng(0).random((1,) + tuple(input_shape), dtype=np.float32)
     with TFLiteModel(tflite, num_threads=threads, use_xnnpack=use_xnnpack) as m:
-        for _ in range(10):
-            m.run(x)
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            m.run(x)
-            times.append(time.perf_counter() - t0)
-    return round(1e3 * float(np.median(times)), 4)
+        return round(median_ms(lambda: m.run(x), warmup=10, runs=runs), 4)
+
+
+def median_ms(fn: Callable[[], object], warmup: int, runs: int) -> float:
+    """Median wall time of ``fn()`` in ms over ``runs`` calls, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times))

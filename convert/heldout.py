@@ -13,7 +13,6 @@ Needs no TensorFlow: only the device runtime.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -84,13 +83,8 @@ def classifier_latency_ms(bundle_path: str | Path, runs: int = 300, threads: int
     b = load_bundle(bundle_path, require_detector=False)
     spec = b.manifest.preprocess
     crop = np.random.default_rng(0).integers(0, 255, (1, spec.input_size, spec.input_size), np.uint8)
+    from .evaluate import median_ms
+
     with Classifier(b, num_threads=threads) as clf:
-        for _ in range(30):
-            clf.probabilities(crop)
-        ts = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            clf.probabilities(crop)
-            ts.append(time.perf_counter() - t0)
-    return round(float(np.median(ts)) * 1e3, 3)
+        return round(median_ms(lambda: clf.probabilities(crop), warmup=30, runs=runs), 3)
 
