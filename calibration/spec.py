@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, field_path
 from edge.preprocess import PreprocessSpec
 
 _ALIASES = {"size": "input_size", "input-size": "input_size", "colour": "color"}
@@ -50,5 +50,5 @@ def _validate(raw: object, origin: str) -> PreprocessSpec:
         return PreprocessSpec.model_validate(raw)
     except ValidationError as exc:
         e = exc.errors()[0]
-        where = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        where = field_path(e["loc"])
         raise ConfigError(f"{origin}: {where}: {e['msg']}; fields: {', '.join(PreprocessSpec.model_fields)}") from None

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import BundleError
+from .errors import BundleError, field_path
 from .preprocess import PreprocessSpec
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def parse_manifest(text: str | bytes, origin: str = "bundle.json") -> BundleMani
         return BundleManifest.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        where = field_path(first["loc"])
         raise BundleError(f"{origin}: field {where}: {first['msg']} ({exc.error_count()} problem(s))") from None
 
 

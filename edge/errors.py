@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class EmotionEdgeError(Exception):
     """Base class: the CLI prints these as one line and exits non-zero."""
@@ -31,3 +33,8 @@ class RuntimeUnavailableError(EmotionEdgeError):
     """No TFLite interpreter package is installed."""
 
     exit_code = 5
+
+
+def field_path(loc: Iterable[object]) -> str:
+    """A pydantic error location as ``a.b.0.c`` (validator-function entries left out), for messages."""
+    return ".".join(str(p) for p in loc if not str(p).startswith("function-")) or "(top level)"

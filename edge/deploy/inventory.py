@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import ConfigError
+from ..errors import ConfigError, field_path
 
 CAMERA_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 SAFE_VALUE = r'^[^"$`\\\n]*$'
@@ -113,7 +113,7 @@ def load_inventory(path: Path, overrides: dict[str, Any] | None = None) -> list[
         return Inventory.model_validate(data).resolved(overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-")) or "(top level)"
+        loc = field_path(err["loc"])
         raise ConfigError(f"{path}: {loc}: {err['msg']} ({exc.error_count()} problem(s))") from None
 
 
