@@ -31,20 +31,24 @@ def fer_needed() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-@pytest.fixture(scope="session")
-def legacy_h5(fer_needed: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tf-keras (Keras 2) model saved as legacy .h5, preprocessing outside the model: 48px gray, [-1, 1]."""
-    import tf_keras as k
-
+def _train_tiny(k, scale: str, path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """Train the tiny CNN for 3 epochs with Keras module ``k`` (tf_keras or keras) and save it to ``path``."""
     k.utils.set_random_seed(0)
-    x, y = _fer("train", 60, "minus1to1")
+    x, y = _fer("train", 60, scale)
     inp = k.Input((48, 48, 1))
     m = k.Model(inp, _layers(k, inp))
     m.compile(k.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
     m.fit(x, y, batch_size=64, epochs=3, verbose=0, shuffle=True)
-    path = tmp_path_factory.mktemp("models") / "legacy.h5"
     m.save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def legacy_h5(fer_needed: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tf-keras (Keras 2) model saved as legacy .h5, preprocessing outside the model: 48px gray, [-1, 1]."""
+    import tf_keras
+
+    return _train_tiny(tf_keras, "minus1to1", tmp_path_factory.mktemp("models") / "legacy.h5")
 
 
 @pytest.fixture(scope="session")
@@ -52,15 +56,7 @@ def keras3_model(fer_needed: None, tmp_path_factory: pytest.TempPathFactory) -> 
     """A Keras 3 .keras model, 48px gray, [0, 1]."""
     import keras
 
-    keras.utils.set_random_seed(0)
-    x, y = _fer("train", 60, "zero_one")
-    inp = keras.Input((48, 48, 1))
-    m = keras.Model(inp, _layers(keras, inp))
-    m.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
-    m.fit(x, y, batch_size=64, epochs=3, verbose=0, shuffle=True)
-    path = tmp_path_factory.mktemp("models") / "k3.keras"
-    m.save(path)
-    return path
+    return _train_tiny(keras, "zero_one", tmp_path_factory.mktemp("models") / "k3.keras")
 
 
 @pytest.fixture(scope="session")
