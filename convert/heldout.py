@@ -22,17 +22,20 @@ from edge.bundle import VALENCES, load_bundle
 from edge.classifier import Classifier
 from edge.preprocess import prepare_cropped
 
-from .datasets import _read, genki_split, list_class_folders, read_genki_labels
+from .datasets import FER_CLASSES, FER_VALENCE, _read, genki_split, list_class_folders, read_genki_labels
 
 
 def fer_scores(bundle_path: str | Path, folder: str | Path, limit: int | None = None,
                seed: int = 0) -> dict[str, Any]:
-    """7-class and valence accuracy (%) of a fer7 bundle on ``folder/<class>/*.jpg``.
+    """7-class and valence accuracy (%) of a bundle on FER2013 class folders ``folder/<class>/*.jpg``.
 
+    A bundle with the 7 FER classes gets both figures; any other bundle (e.g. a
+    ``valence3`` head) gets valence accuracy only, ``class_accuracy`` is None.
     ``limit`` takes a seeded random subset (same subset for the same seed).
     """
     b = load_bundle(bundle_path, require_detector=False)
-    items = list_class_folders(Path(folder), tuple(b.manifest.classes))
+    classes = tuple(b.manifest.classes)
+    items = list_class_folders(Path(folder), FER_CLASSES)
     if limit and limit < len(items):
         idx = np.sort(np.random.default_rng(seed).permutation(len(items))[:limit])
         items = [items[i] for i in idx]
@@ -42,11 +45,12 @@ def fer_scores(bundle_path: str | Path, folder: str | Path, limit: int | None = 
     with Classifier(b) as clf:
         probs = clf.probabilities(crops)
         val = clf.valence_probabilities(probs)
-    vmap = np.array([VALENCES.index(b.manifest.valence[c]) for c in b.manifest.classes])
+    truth_val = np.array([VALENCES.index(FER_VALENCE[FER_CLASSES[k]]) for k in y])
+    cls_acc = round(100.0 * float(np.mean(probs.argmax(1) == y)), 2) if classes == FER_CLASSES else None
     return {
         "n": len(y),
-        "class_accuracy": round(100.0 * float(np.mean(probs.argmax(1) == y)), 2),
-        "valence_accuracy": round(100.0 * float(np.mean(val.argmax(1) == vmap[y])), 2),
+        "class_accuracy": cls_acc,
+        "valence_accuracy": round(100.0 * float(np.mean(val.argmax(1) == truth_val)), 2),
     }
 
 

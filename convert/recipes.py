@@ -22,7 +22,7 @@ Recipes:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,7 +37,8 @@ class Recipe(BaseModel):
     name: str
     description: str
     input_size: int = 48
-    head: str = Field("fer7", description="fer7: 7 FER classes (valence by mapping); valence3: 3 valence classes")
+    head: Literal["fer7", "valence3"] = Field(
+        "fer7", description="fer7: 7 FER classes (valence by mapping); valence3: 3 valence classes")
     epochs: int = 30
     batch_size: int = 128
     lr: float = 2e-3
@@ -159,7 +160,7 @@ RECIPES: dict[str, Recipe] = {
     "edgenet": Recipe(
         name="edgenet",
         description="residual VGG for CPU training and 1 ms int8 inference; label smoothing, flip TTA",
-        epochs=12, lr=2e-3, dropout=0.3, weight_decay=0.02, warmup_epochs=0.5,
+        epochs=36, lr=2e-3, dropout=0.3, weight_decay=0.02, warmup_epochs=0.5, genki_weight=2.0,
     ),
 }
 DEFAULT_RECIPE = "edgenet"

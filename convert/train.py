@@ -5,11 +5,13 @@ selection) plus, optionally, GENKI-4K smile photos through the device crop path
 (BlazeFace -> ``crop_face``). GENKI's fixed held-out part (``genki_split``) is
 never trained on.
 
-GENKI labels say only "smiling or not", so they train the 7-class head with a
-*partial-label* loss: the target is the set of allowed classes ({happy} for a
-smile, everything but happy otherwise) and the loss is ``-log P(set)``. For a
-one-hot FER label that is ordinary cross-entropy. Label smoothing adds
-``eps * mean_k(-log p_k)``.
+Two heads (``Recipe.head``): ``fer7`` learns the 7 FER classes and the device sums
+them per valence; ``valence3`` learns positive / neutral / negative directly (FER
+labels binned before training). GENKI labels say only "smiling or not", so they
+train either head with a *partial-label* loss: the target is the set of allowed
+classes ({happy} or {positive} for a smile, the rest otherwise) and the loss is
+``-log P(set)``. For a one-hot label that is ordinary cross-entropy. Label
+smoothing adds ``eps * mean_k(-log p_k)``.
 
 Every epoch writes ``last.keras`` (model + optimizer), ``state.json`` (epoch,
 history, best) and, when validation accuracy improves, ``best.keras`` into the
@@ -43,6 +45,19 @@ log = logging.getLogger(__name__)
 
 HAPPY = FER_CLASSES.index("happy")
 VALENCE_ORDER = ("positive", "neutral", "negative")
+HEADS = ("fer7", "valence3")
+
+
+def head_classes(head: str) -> tuple[str, ...]:
+    """The output classes of a training head."""
+    if head not in HEADS:
+        raise ConfigError(f"head {head!r}: choose one of {list(HEADS)}")
+    return FER_CLASSES if head == "fer7" else VALENCE_ORDER
+
+
+def head_valence(head: str) -> dict[str, str]:
+    """Class -> valence map recorded in the bundle for a head."""
+    return dict(FER_VALENCE) if head == "fer7" else {v: v for v in VALENCE_ORDER}
 
 
 @dataclass
@@ -90,8 +105,13 @@ def valence_index(classes: tuple[str, ...] = FER_CLASSES) -> np.ndarray:
 
 
 def valence_accuracy(probs: np.ndarray, y: np.ndarray) -> float:
-    """3-class valence accuracy of 7-class probabilities (summed per valence) against class labels."""
+    """3-class valence accuracy against FER class labels ``y``.
+
+    ``probs`` is either 7-class (summed per valence) or already 3-class valence (``valence3`` head).
+    """
     vi = valence_index()
+    if probs.shape[1] == len(VALENCE_ORDER):
+        return float(np.mean(probs.argmax(1) == vi[y]))
     m = np.zeros((len(FER_CLASSES), 3), np.float32)
     m[np.arange(len(FER_CLASSES)), vi] = 1.0
     return float(np.mean((probs @ m).argmax(1) == vi[y]))
@@ -112,14 +132,15 @@ def class_weights(y: np.ndarray, how: str, n: int) -> np.ndarray:
 
 def _targets(fer: FaceSet, genki_x: np.ndarray | None, genki_smile: np.ndarray | None,
              recipe: Recipe) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stack images, allowed-class masks and sample weights."""
-    k = len(FER_CLASSES)
-    cw = class_weights(fer.y, recipe.class_weighting, k)
+    """Stack images, allowed-class masks and sample weights for the recipe's head."""
+    k = len(head_classes(recipe.head))
+    y = fer.y if recipe.head == "fer7" else valence_index()[fer.y]  # valence3: bin before training
+    cw = class_weights(y, recipe.class_weighting, k)
     x = [fer.x]
-    mask = [np.eye(k, dtype=np.float32)[fer.y]]
-    w = [cw[fer.y]]
+    mask = [np.eye(k, dtype=np.float32)[y]]
+    w = [cw[y]]
     if genki_x is not None and len(genki_x):
-        smile = np.eye(k, dtype=np.float32)[HAPPY]
+        smile = np.eye(k, dtype=np.float32)[HAPPY if recipe.head == "fer7" else VALENCE_ORDER.index("positive")]
         m = np.where(genki_smile[:, None] == 1, smile[None], 1.0 - smile[None]).astype(np.float32)
         x.append(genki_x)
         mask.append(m)
@@ -259,6 +280,7 @@ def train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None = Non
 
     from .recipes import build_model
 
+    classes = head_classes(cfg.recipe.head)
     d = load_training_data(cfg)
     train_set, val = d["train"], d["val"]
     gk = d["genki_train"]
@@ -277,8 +299,8 @@ def train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None = Non
             "max_train": cfg.max_train or None,
         },
         "precision": precision,
-        "classes": list(FER_CLASSES),
-        "valence": dict(FER_VALENCE),
+        "classes": list(classes),
+        "valence": head_valence(cfg.recipe.head),
         "host": {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count()},
         "history": [],
         "best": None,
@@ -294,7 +316,7 @@ def train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None = Non
         model = keras.models.load_model(work / "last.keras", compile=False)
         log.info("resuming %s at epoch %d", work, start_epoch + 1)
     else:
-        model = build_model(cfg.recipe, len(FER_CLASSES))
+        model = build_model(cfg.recipe, len(classes))
         if cfg.init_from:
             from .recipes import transfer_pruned
 
@@ -324,10 +346,12 @@ def train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None = Non
         val_acc = val_val = float("nan")
         if val is not None:
             p = predict_probs(model, val.x, cfg.recipe.flip_tta)
-            val_acc = float(np.mean(p.argmax(1) == val.y))
+            val_acc = float(np.mean(p.argmax(1) == val.y)) if cfg.recipe.head == "fer7" else float("nan")
             val_val = valence_accuracy(p, val.y)
         lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-        is_best = record["best"] is None or (not math.isnan(val_acc) and val_acc > record["best"]["val_acc"])
+        # Model selection: 7-class accuracy for fer7, valence accuracy for valence3 (its only score).
+        score, best_score = (val_acc, "val_acc") if cfg.recipe.head == "fer7" else (val_val, "val_valence_acc")
+        is_best = record["best"] is None or (not math.isnan(score) and score > record["best"][best_score])
         er = EpochResult(epoch + 1, cfg.recipe.epochs, secs, float(h.history["loss"][-1]),
                          float(h.history["_set_accuracy"][-1]), val_acc, val_val, lr, is_best)
         record["history"].append({k: v for k, v in er.__dict__.items() if k not in ("epochs",)})
@@ -357,7 +381,7 @@ def finalize(cfg: TrainConfig, record: dict[str, Any]) -> Path:
     trained = keras.models.load_model(work / "best.keras", compile=False)
     # Rebuild in float32 (the converter wants a plain float graph) and copy the weights over.
     keras.mixed_precision.set_global_policy("float32")
-    best = build_model(cfg.recipe, len(FER_CLASSES))
+    best = build_model(cfg.recipe, len(record["classes"]))
     best.set_weights(trained.get_weights())
     exported = export_model(best, cfg.recipe.flip_tta)
     cfg.out.parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output .keras model (softmax, device-ready)")
     parser.add_argument("--workdir", type=Path, help="checkpoints + state.json (default: OUT without suffix + .work)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --workdir from its last epoch")
+    parser.add_argument("--head", choices=["fer7", "valence3"], help="fer7: 7 FER classes summed per valence on "
+                        "the device (default); valence3: positive/neutral/negative learned directly")
     parser.add_argument("--epochs", type=int, help="override the recipe's epoch count")
     parser.add_argument("--batch-size", type=int, help="override the recipe's batch size")
     parser.add_argument("--lr", type=float, help="override the recipe's peak learning rate")
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from edge.preprocess import PreprocessSpec
 
     recipe = get_recipe(
-        args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        args.recipe, head=args.head, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         class_weighting=args.class_weighting, label_smoothing=args.label_smoothing,
         flip_tta=False if args.no_flip_tta else None, mid_channels=args.mid_channels,
         warmup_epochs=args.warmup_epochs,

@@ -182,3 +182,46 @@ def test_structured_pruning_of_dead_channels_is_exact():
     assert dst.count_params() < src.count_params()
     x = rng.random((4, 48, 48, 1)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(dst(x, training=False)), np.asarray(src(x, training=False)), atol=1e-4)
+
+
+def test_valence3_head_bins_fer_labels_and_maps_smiles_to_positive():
+    from convert.datasets import FER_CLASSES, FaceSet
+    from convert.recipes import get_recipe
+    from convert.train import _targets, head_classes, head_valence, valence_accuracy
+
+    y = np.arange(7)
+    fer = FaceSet(np.zeros((7, 48, 48), np.uint8), y, [f"{c}.jpg" for c in FER_CLASSES])
+    genki = np.zeros((2, 48, 48), np.uint8)
+    _, mask, w = _targets(fer, genki, np.array([1, 0]), get_recipe("edgenet", head="valence3"))
+    assert head_classes("valence3") == ("positive", "neutral", "negative")
+    assert mask.shape == (9, 3) and np.allclose(w, [1] * 7 + [2, 2])
+    want = {"angry": 2, "disgust": 2, "fear": 2, "happy": 0, "sad": 2, "surprise": 1, "neutral": 1}
+    assert [int(m.argmax()) for m in mask[:7]] == [want[c] for c in FER_CLASSES]
+    np.testing.assert_array_equal(mask[7:], [[1, 0, 0], [0, 1, 1]])  # smile / not: a set of valences
+    assert head_valence("valence3") == {"positive": "positive", "neutral": "neutral", "negative": "negative"}
+    # Valence accuracy takes 3-class probabilities as they are and sums 7-class ones.
+    p3 = np.eye(3)[[want[c] for c in FER_CLASSES]]
+    assert valence_accuracy(p3, y) == 1.0
+    assert valence_accuracy(np.eye(7), y) == 1.0
+
+
+def test_train_valence3_head_exports_three_classes(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOTION_EDGE_CACHE", str(tmp_path / "cache"))
+    from convert.recipes import get_recipe
+    from convert.train import TrainConfig, train
+    from edge.preprocess import PreprocessSpec
+
+    data = _synthetic_folders(tmp_path / "data")
+    recipe = get_recipe("edgenet", head="valence3", epochs=1, batch_size=16, width=0.25, warmup_epochs=0.5)
+    cfg = TrainConfig(data=data, out=tmp_path / "v.keras", recipe=recipe, preprocess=PreprocessSpec(),
+                      seed=3, precision="float32")
+    record = train(cfg)
+    assert record["classes"] == ["positive", "neutral", "negative"]
+    assert record["best"]["epoch"] == 1 and np.isnan(record["best"]["val_acc"])
+    assert 0.0 <= record["best"]["val_valence_acc"] <= 1.0
+
+    import keras
+
+    m = keras.saving.load_model(cfg.out, compile=False)
+    p = np.asarray(m(np.random.default_rng(0).random((2, 48, 48, 1)).astype(np.float32)))
+    assert p.shape == (2, 3)
