@@ -46,12 +46,21 @@ def fer_scores(bundle_path: str | Path, folder: str | Path, limit: int | None = 
         probs = clf.probabilities(crops)
         val = clf.valence_probabilities(probs)
     truth_val = np.array([VALENCES.index(FER_VALENCE[FER_CLASSES[k]]) for k in y])
-    cls_acc = round(100.0 * float(np.mean(probs.argmax(1) == y)), 2) if classes == FER_CLASSES else None
+    seven = classes == FER_CLASSES
     return {
         "n": len(y),
-        "class_accuracy": cls_acc,
+        "class_accuracy": round(100.0 * float(np.mean(probs.argmax(1) == y)), 2) if seven else None,
         "valence_accuracy": round(100.0 * float(np.mean(val.argmax(1) == truth_val)), 2),
+        # Rows: truth, columns: prediction (counts), in FER_CLASSES / VALENCES order.
+        "confusion": _confusion(y, probs.argmax(1), len(FER_CLASSES)) if seven else None,
+        "valence_confusion": _confusion(truth_val, val.argmax(1), len(VALENCES)),
     }
+
+
+def _confusion(truth: np.ndarray, pred: np.ndarray, k: int) -> list[list[int]]:
+    m = np.zeros((k, k), np.int64)
+    np.add.at(m, (truth, pred), 1)
+    return m.tolist()
 
 
 def genki_scores(bundle_path: str | Path, genki: str | Path, test_fraction: float = 0.3,

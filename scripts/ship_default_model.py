@@ -59,6 +59,25 @@ def _rows(hist: list[dict], stage: str) -> str:
         f"{100 * h['val_acc']:.2f} | {100 * h['val_valence_acc']:.2f} |" for h in hist)
 
 
+def _matrix(title: str, names: list[str], m: list[list[int]]) -> str:
+    head = f"| {title} | " + " | ".join(names) + " | recall |\n|---|" + "---|" * (len(names) + 1) + "\n"
+    body = "".join(f"| **{n}** | " + " | ".join(str(v) for v in row) + f" | {100 * row[i] / max(1, sum(row)):.1f}% |\n"
+                   for i, (n, row) in enumerate(zip(names, m)))
+    return head + body
+
+
+def confusion_tables(fer: dict) -> str:
+    """Markdown confusion matrices (rows: truth, columns: int8 prediction) of ``fer_scores`` output."""
+    from convert.datasets import FER_CLASSES
+    from edge.bundle import VALENCES
+
+    out = ["FER2013 val confusion, int8 bundle as the device runs it (rows: truth, columns: prediction):", ""]
+    if fer.get("confusion"):
+        out += [_matrix("7-class", list(FER_CLASSES), fer["confusion"]), ""]
+    out += [_matrix("valence", list(VALENCES), fer["valence_confusion"])]
+    return "\n".join(out)
+
+
 def write_validation(bundle: Path, record: dict, m: dict) -> None:
     from convert.ship import base_record
 
@@ -66,6 +85,7 @@ def write_validation(bundle: Path, record: dict, m: dict) -> None:
     hist = record.get("history", [])
     base = base_record(record)
     rows = _rows(hist, "train")
+    secs = [h["seconds"] for h in hist + (base["history"] if base else [])]
     stages = f"{len(hist)} epochs"
     total_s = sum(h["seconds"] for h in hist) + (sum(h["seconds"] for h in base["history"]) if base else 0.0)
     if base is not None:
@@ -90,8 +110,10 @@ Training: recipe `{r['name']}` ({record.get('params', 0):,} parameters shipped),
 {record.get('precision')} on {record['host']['cpus']} CPU cores; FER2013 train ({record['data']['train_images']} faces)
 + GENKI-4K train split ({record['data']['genki_train_photos']} photos through BlazeFace -> crop_face).
 FER2013 val was used only to pick the best epoch (epoch {record['best']['epoch']} of the last stage); GENKI's held-out
-split was never used in training. Training wall time: {total_s / 60:.0f} min on a machine shared with other jobs
-(an idle 2-core epoch takes about 2 min; see the s column).
+split was never used in training. Training wall time: {total_s / 60:.0f} min ({len(secs)} epochs of
+{min(secs):.0f}-{max(secs):.0f} s each; see the s column).
+
+{confusion_tables(m['fer2013_val'])}
 
 | stage | epoch | s | loss | train acc % | val 7-class % (float, flip TTA) | val valence % |
 |---|---|---|---|---|---|---|
