@@ -188,13 +188,13 @@ def score(probs: np.ndarray, data: EvalData, labelset: LabelSet) -> Scores:
     has_c = truth.cls >= 0
     if has_c.any():
         out.class_accuracy = _pct(pred_cls[has_c] == truth.cls[has_c])
-        out.class_confusion = _confusion(truth.cls[has_c], pred_cls[has_c], k)
+        out.class_confusion = confusion(truth.cls[has_c], pred_cls[has_c], k)
         out.class_recall = {c: _pct(pred_cls[has_c & (truth.cls == i)] == i)
                             for i, c in enumerate(labelset.classes) if (has_c & (truth.cls == i)).any()}
     has_v = truth.val >= 0
     if has_v.any():
         out.valence_accuracy = _pct(pred_val[has_v] == truth.val[has_v])
-        out.valence_confusion = _confusion(truth.val[has_v], pred_val[has_v], len(VALENCES))
+        out.valence_confusion = confusion(truth.val[has_v], pred_val[has_v], len(VALENCES))
         out.valence_recall = {v: _pct(pred_val[has_v & (truth.val == i)] == i)
                               for i, v in enumerate(VALENCES) if (has_v & (truth.val == i)).any()}
     has_s = truth.smile >= 0
@@ -213,11 +213,10 @@ def _pct(hits: np.ndarray) -> float:
     return round(100.0 * float(np.mean(hits)), 2) if hits.size else 0.0
 
 
-def _confusion(t: np.ndarray, p: np.ndarray, k: int) -> list[list[int]]:
-    """Rows = truth, columns = prediction, last column = face missed."""
-    m = np.zeros((k, k + 1), np.int64)
-    for a, b in zip(t, p):
-        m[a, b if b >= 0 else k] += 1
+def confusion(t: np.ndarray, p: np.ndarray, k: int, missed: bool = True) -> list[list[int]]:
+    """Counts, rows = truth, columns = prediction; with ``missed`` a last column counts ``p < 0`` (no face)."""
+    m = np.zeros((k, k + 1 if missed else k), np.int64)
+    np.add.at(m, (np.asarray(t), np.where(np.asarray(p) >= 0, p, k)), 1)
     return m.tolist()
 
 

@@ -23,6 +23,7 @@ from edge.classifier import Classifier
 from edge.preprocess import prepare_cropped
 
 from .datasets import FER_CLASSES, FER_VALENCE, _read, genki_split, list_class_folders, read_genki_labels
+from .evaluate import confusion
 
 
 def fer_scores(bundle_path: str | Path, folder: str | Path, limit: int | None = None,
@@ -52,15 +53,10 @@ def fer_scores(bundle_path: str | Path, folder: str | Path, limit: int | None = 
         "class_accuracy": round(100.0 * float(np.mean(probs.argmax(1) == y)), 2) if seven else None,
         "valence_accuracy": round(100.0 * float(np.mean(val.argmax(1) == truth_val)), 2),
         # Rows: truth, columns: prediction (counts), in FER_CLASSES / VALENCES order.
-        "confusion": _confusion(y, probs.argmax(1), len(FER_CLASSES)) if seven else None,
-        "valence_confusion": _confusion(truth_val, val.argmax(1), len(VALENCES)),
+        "confusion": confusion(y, probs.argmax(1), len(FER_CLASSES), missed=False) if seven else None,
+        "valence_confusion": confusion(truth_val, val.argmax(1), len(VALENCES), missed=False),
     }
 
-
-def _confusion(truth: np.ndarray, pred: np.ndarray, k: int) -> list[list[int]]:
-    m = np.zeros((k, k), np.int64)
-    np.add.at(m, (truth, pred), 1)
-    return m.tolist()
 
 
 def genki_scores(bundle_path: str | Path, genki: str | Path, test_fraction: float = 0.3,

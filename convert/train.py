@@ -43,16 +43,14 @@ from .recipes import Recipe
 
 log = logging.getLogger(__name__)
 
-HAPPY = FER_CLASSES.index("happy")
 VALENCE_ORDER = ("positive", "neutral", "negative")
-HEADS = ("fer7", "valence3")
+# Output classes per training head (``Recipe.head`` validates the name).
+HEAD_CLASSES: dict[str, tuple[str, ...]] = {"fer7": FER_CLASSES, "valence3": VALENCE_ORDER}
 
 
 def head_classes(head: str) -> tuple[str, ...]:
     """The output classes of a training head."""
-    if head not in HEADS:
-        raise ConfigError(f"head {head!r}: choose one of {list(HEADS)}")
-    return FER_CLASSES if head == "fer7" else VALENCE_ORDER
+    return HEAD_CLASSES[head]
 
 
 def head_valence(head: str) -> dict[str, str]:
@@ -140,7 +138,9 @@ def _targets(fer: FaceSet, genki_x: np.ndarray | None, genki_smile: np.ndarray |
     mask = [np.eye(k, dtype=np.float32)[y]]
     w = [cw[y]]
     if genki_x is not None and len(genki_x):
-        smile = np.eye(k, dtype=np.float32)[HAPPY if recipe.head == "fer7" else VALENCE_ORDER.index("positive")]
+        # A smile allows the head's positive classes (happy, or positive), no smile every other class.
+        valence = head_valence(recipe.head)
+        smile = np.array([valence[c] == "positive" for c in head_classes(recipe.head)], np.float32)
         m = np.where(genki_smile[:, None] == 1, smile[None], 1.0 - smile[None]).astype(np.float32)
         x.append(genki_x)
         mask.append(m)

@@ -87,7 +87,7 @@ def write_validation(bundle: Path, record: dict, m: dict) -> None:
     rows = _rows(hist, "train")
     secs = [h["seconds"] for h in hist + (base["history"] if base else [])]
     stages = f"{len(hist)} epochs"
-    total_s = sum(h["seconds"] for h in hist) + (sum(h["seconds"] for h in base["history"]) if base else 0.0)
+    total_s = sum(secs)
     if base is not None:
         rows = _rows(base["history"], "train") + "\n" + _rows(hist, "prune + fine-tune")
         kept = ", ".join(f"{k} channels" for k in record["init_from"]["pruned_kept"])

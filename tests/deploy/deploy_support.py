@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import sys
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[2]
 # Wheels downloaded for kits are kept across test runs (gitignored).
 KIT_CACHE = Path(os.environ.get("EMOTION_EDGE_TEST_KIT_CACHE", ROOT / ".cache"))
+
+
+def load_script(name: str) -> ModuleType:
+    """Import ``scripts/NAME.py`` (not a package) as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def free_loopback_port() -> int:

@@ -6,26 +6,19 @@ Release check, opt-in (root; 2-4 minutes with a cached root, about 8 the first t
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import pytest
-from deploy_support import KIT_CACHE, ROOT
+from deploy_support import KIT_CACHE, load_script
 
 from edge.deploy.kit import KitOptions, build_kit
 
 pytestmark = pytest.mark.slow
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("check_pi_arm64", ROOT / "scripts" / "check_pi_arm64.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 def test_pi_kit_installs_and_publishes_events_on_arm64_bookworm(tiny_bundle, tmp_path, capsys):
-    script = _script()
+    script = load_script("check_pi_arm64")
     if os.geteuid() != 0:
         pytest.skip("needs root (chroot, mounts)")
     if script.tools_missing():

@@ -6,25 +6,17 @@ run with `pytest -m slow tests/deploy/test_pi_kit_qemu.py`.
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
-from deploy_support import KIT_CACHE, ROOT
+from deploy_support import KIT_CACHE, load_script
 
 from edge.deploy.kit import KitOptions, build_kit
 
 pytestmark = pytest.mark.slow
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("check_pi_kit_qemu", ROOT / "scripts" / "check_pi_kit_qemu.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 def test_pi_kit_runs_the_per_frame_path_on_a_cortex_a72(tiny_bundle, tmp_path):
-    script = _script()
+    script = load_script("check_pi_kit_qemu")
     if script.tools_missing():
         pytest.skip(f"needs {', '.join(script.tools_missing())} (apt-get install qemu-user-static debootstrap)")
     kit, _ = build_kit(KitOptions(out=tmp_path / "pi.tar.gz", target="pi", bundle=tiny_bundle, cache=KIT_CACHE))

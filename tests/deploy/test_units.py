@@ -2,42 +2,34 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
-from pathlib import Path
 
 import pytest
+from deploy_support import ROOT, load_script
 
-ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "emotion-edge@.service"
 
 needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                                    reason="systemd-analyze not found (apt-get install systemd)")
 
 
-def _check_units():
-    spec = importlib.util.spec_from_file_location("check_units", ROOT / "scripts" / "check_units.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 @needs_analyze
 def test_unit_verifies_clean():
-    assert _check_units().verify() == ""
+    assert load_script("check_units").verify() == ""
 
 
 @needs_analyze
 def test_verify_catches_a_bad_key(tmp_path):
     bad = tmp_path / "emotion-edge@.service"
     bad.write_text(UNIT.read_text().replace("WatchdogSec=30", "WatchdogSec=30\nWatchDogSec=30"))
-    assert "Unknown key" in _check_units().verify(bad)
+    assert "Unknown key" in load_script("check_units").verify(bad)
 
 
 @needs_analyze
 def test_exposure_score_is_at_most_3(capsys):
-    score, report = _check_units().exposure()
+    score, report = load_script("check_units").exposure()
     with capsys.disabled():
         print(f"\nsystemd-analyze security --offline=yes emotion-edge@.service: exposure {score:.1f}")
     assert score <= 3.0, report
