@@ -263,6 +263,13 @@ def load_training_data(cfg: TrainConfig) -> dict[str, Any]:
 
 def train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None = None) -> dict[str, Any]:
     """Run (or resume) training; write ``cfg.out`` (best epoch, device-ready export model) and return the record."""
+    from .fused_batchnorm import fused_batchnorm
+
+    with fused_batchnorm():
+        return _train(cfg, progress)
+
+
+def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> dict[str, Any]:
     _scaled_spec(cfg.preprocess)
     if cfg.preprocess.input_size != cfg.recipe.input_size:
         raise ConfigError(
