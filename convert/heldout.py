@@ -58,7 +58,6 @@ def fer_scores(bundle_path: str | Path, folder: str | Path, limit: int | None = 
     }
 
 
-
 def genki_scores(bundle_path: str | Path, genki: str | Path, test_fraction: float = 0.3,
                  split: str = "test") -> dict[str, Any]:
     """Positive-vs-not accuracy (%) on GENKI photos through the full device path; misses are errors."""
