@@ -16,7 +16,6 @@ from edge.deploy.kit import KitOptions, build_kit
 pytestmark = pytest.mark.slow
 
 
-
 def test_pi_kit_installs_and_publishes_events_on_arm64_bookworm(tiny_bundle, tmp_path, capsys):
     script = load_script("check_pi_arm64")
     if os.geteuid() != 0:

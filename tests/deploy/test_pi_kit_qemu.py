@@ -14,7 +14,6 @@ from edge.deploy.kit import KitOptions, build_kit
 pytestmark = pytest.mark.slow
 
 
-
 def test_pi_kit_runs_the_per_frame_path_on_a_cortex_a72(tiny_bundle, tmp_path):
     script = load_script("check_pi_kit_qemu")
     if script.tools_missing():

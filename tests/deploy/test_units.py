@@ -14,7 +14,6 @@ needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                                    reason="systemd-analyze not found (apt-get install systemd)")
 
 
-
 @needs_analyze
 def test_unit_verifies_clean():
     assert load_script("check_units").verify() == ""
