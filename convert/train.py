@@ -193,8 +193,14 @@ def _configure_tf(threads: int, seed: int, precision: str) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def _dataset(x: np.ndarray, mask: np.ndarray, w: np.ndarray, recipe: Recipe, seed: int, epoch: int):
-    """One epoch: seeded permutation, batched uint8 -> float, vectorised augmentation."""
+def epoch_dataset(x: np.ndarray, mask: np.ndarray, w: np.ndarray, recipe: Recipe, seed: int, epoch: int,
+                  autotune: bool = False):
+    """One epoch: seeded permutation, batched uint8 -> float, vectorised augmentation.
+
+    tf.data autotuning stays off: with it, deleting each epoch's iterator at the end of
+    ``fit`` waits for the autotuner's thread, which stalled about half of all epochs by
+    35 s on a 2-core host (``scripts/bench_training_epoch.py`` measures it).
+    """
     import tensorflow as tf
 
     from .augment import augment_batch
@@ -210,7 +216,12 @@ def _dataset(x: np.ndarray, mask: np.ndarray, w: np.ndarray, recipe: Recipe, see
         xb = tf.cast(xb, tf.float32) * (1.0 / 255.0)
         return augment_batch(xb, recipe.augment), mb, wb
 
-    return ds.map(aug, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+    if autotune:
+        return ds.map(aug, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+    opts = tf.data.Options()
+    opts.autotune.enabled = False
+    # Two map calls overlap augmentation of the next batch with the training step.
+    return ds.map(aug, num_parallel_calls=2).prefetch(2).with_options(opts)
 
 
 def predict_probs(model, x: np.ndarray, flip_tta: bool, batch: int = 512) -> np.ndarray:
@@ -347,7 +358,7 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
     record["params"] = int(model.count_params())
     for epoch in range(start_epoch, cfg.recipe.epochs):
         t0 = time.time()
-        ds = _dataset(x, mask, w, cfg.recipe, cfg.seed, epoch)
+        ds = epoch_dataset(x, mask, w, cfg.recipe, cfg.seed, epoch)
         h = model.fit(ds, epochs=1, verbose=0, shuffle=False)
         secs = time.time() - t0
         val_acc = val_val = float("nan")

@@ -99,6 +99,33 @@ def test_class_weights_balanced_upweights_rare_classes_with_mean_one():
     assert np.allclose(class_weights(y, "none", 2), 1.0)
 
 
+def test_epoch_dataset_is_a_seeded_permutation_without_autotuning():
+    from convert.recipes import get_recipe
+    from convert.train import epoch_dataset
+
+    r = get_recipe("edgenet", batch_size=4)
+    x = np.repeat(np.arange(10, dtype=np.uint8)[:, None, None], 48, 1).repeat(48, 2)
+    mask = np.eye(10, dtype=np.float32)
+    w = np.arange(10, dtype=np.float32)
+
+    def epoch_order(epoch: int, **kw) -> list[int]:
+        ds = epoch_dataset(x, mask, w, r, 7, epoch, **kw)
+        return [int(v) for _, m, _ in ds.as_numpy_iterator() for v in m.argmax(1)]
+
+    ds = epoch_dataset(x, mask, w, r, 7, 0)
+    # Autotuning makes deleting each epoch's iterator block for seconds (bench_training_epoch.py).
+    assert ds.options().autotune.enabled is False
+    assert epoch_dataset(x, mask, w, r, 7, 0, autotune=True).options().autotune.enabled is not False
+    batches = list(ds.as_numpy_iterator())
+    assert [len(b[0]) for b in batches] == [4, 4, 2]
+    assert batches[0][0].dtype == np.float32 and batches[0][0].shape[1:] == (48, 48, 1)
+    order = epoch_order(0)
+    assert sorted(order) == list(range(10))
+    assert order == epoch_order(0) and order != epoch_order(1)
+    # Masks and weights travel with their image through the permutation.
+    assert all(np.array_equal(b[2], b[1].argmax(1).astype(np.float32)) for b in batches)
+
+
 def _synthetic_folders(root: Path, per_class: int = 6) -> Path:
     """Class folders of synthetic 48x48 images; 'happy' gets a bright mouth bar so it is learnable."""
     import cv2
