@@ -108,8 +108,8 @@ def test_epoch_dataset_is_a_seeded_permutation_without_autotuning():
     mask = np.eye(10, dtype=np.float32)
     w = np.arange(10, dtype=np.float32)
 
-    def epoch_order(epoch: int, **kw) -> list[int]:
-        ds = epoch_dataset(x, mask, w, r, 7, epoch, **kw)
+    def epoch_order(epoch: int) -> list[int]:
+        ds = epoch_dataset(x, mask, w, r, 7, epoch)
         return [int(v) for _, m, _ in ds.as_numpy_iterator() for v in m.argmax(1)]
 
     ds = epoch_dataset(x, mask, w, r, 7, 0)
