@@ -216,12 +216,13 @@ def epoch_dataset(x: np.ndarray, mask: np.ndarray, w: np.ndarray, recipe: Recipe
         xb = tf.cast(xb, tf.float32) * (1.0 / 255.0)
         return augment_batch(xb, recipe.augment), mb, wb
 
+    # Without autotuning, two map calls overlap augmentation of the next batch with the training step.
+    ds = ds.map(aug, num_parallel_calls=tf.data.AUTOTUNE if autotune else 2).prefetch(2)
     if autotune:
-        return ds.map(aug, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+        return ds
     opts = tf.data.Options()
     opts.autotune.enabled = False
-    # Two map calls overlap augmentation of the next batch with the training step.
-    return ds.map(aug, num_parallel_calls=2).prefetch(2).with_options(opts)
+    return ds.with_options(opts)
 
 
 def predict_probs(model, x: np.ndarray, flip_tta: bool, batch: int = 512) -> np.ndarray:

@@ -56,8 +56,8 @@ def main() -> None:
     with fused_batchnorm():
         model = build_model(r, 7)
         model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss=partial_label_loss(0.1))
-        model.fit(epoch_dataset(x[: r.batch_size * 3], mask[: r.batch_size * 3], w[: r.batch_size * 3], r, 0, 0),
-                  epochs=1, verbose=0)  # trace once, outside the timings
+        warm = r.batch_size * 3
+        model.fit(epoch_dataset(x[:warm], mask[:warm], w[:warm], r, 0, 0), epochs=1, verbose=0)  # trace outside timings
         for epoch in range(2 * a.epochs):
             autotune = epoch % 2 == 0
             marks = Marks()
