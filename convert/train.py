@@ -11,7 +11,9 @@ labels binned before training). GENKI labels say only "smiling or not", so they
 train either head with a *partial-label* loss: the target is the set of allowed
 classes ({happy} or {positive} for a smile, the rest otherwise) and the loss is
 ``-log P(set)``. For a one-hot label that is ordinary cross-entropy. Label
-smoothing adds ``eps * mean_k(-log p_k)``.
+smoothing adds ``eps * mean_k(-log p_k)``. With a teacher (``Distillation``, e.g.
+the unpruned model while a pruned copy fine-tunes) the loss also pulls the
+model's tempered softmax towards the teacher's on the same augmented batch.
 
 Every epoch writes ``last.keras`` (model + optimizer), ``state.json`` (epoch,
 history, best) and, when validation accuracy improves, ``best.keras`` into the
@@ -58,6 +60,24 @@ def head_valence(head: str) -> dict[str, str]:
     return dict(FER_VALENCE) if head == "fer7" else {v: v for v in VALENCE_ORDER}
 
 
+@dataclass(frozen=True)
+class Distillation:
+    """Knowledge distillation (Hinton et al., 2015) from a trained teacher, e.g. the unpruned model.
+
+    The loss becomes ``(1 - alpha) * label loss + alpha * T^2 * KL(teacher_T || student_T)``
+    where ``_T`` is a softmax at temperature ``T``; the teacher sees the same augmented batch.
+    """
+
+    teacher: Path  # a training-model .keras (logits) with the student's input and classes
+    alpha: float = 0.5
+    temperature: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0 or self.temperature <= 0:
+            raise ConfigError(f"distillation needs 0 <= alpha <= 1 and temperature > 0, got alpha={self.alpha}, "
+                              f"temperature={self.temperature}")
+
+
 @dataclass
 class TrainConfig:
     """Everything one training run needs; recorded in ``state.json``."""
@@ -75,6 +95,7 @@ class TrainConfig:
     max_train: int = 0  # >0: use only this many training images (smoke tests)
     precision: str = "auto"  # auto | float32 | mixed_bfloat16
     init_from: Path | None = None  # start from this .keras (training model), e.g. to fine-tune a pruned copy
+    distill: Distillation | None = None  # learn from a teacher's soft targets as well as the labels
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -159,6 +180,46 @@ def partial_label_loss(eps: float) -> Callable:
         return -(1.0 - eps) * lp_set - eps * ops.mean(logp, axis=-1)
 
     return loss
+
+
+def distillation_loss(eps: float, k: int, alpha: float, temperature: float) -> Callable:
+    """Loss on ``concat(student logits, teacher logits)``: partial-label loss on the labels plus
+    ``alpha * T^2 * KL(softmax(t / T) || softmax(s / T))`` (``k`` = number of classes)."""
+    from keras import ops
+
+    labels = partial_label_loss(eps)
+
+    def loss(mask, both):
+        both = ops.cast(both, "float32")
+        s, t = both[:, :k], both[:, k:]
+        pt = ops.softmax(t / temperature, axis=-1)
+        kl = ops.sum(pt * (ops.log_softmax(t / temperature, axis=-1) - ops.log_softmax(s / temperature, axis=-1)),
+                     axis=-1)
+        return (1.0 - alpha) * labels(mask, s) + alpha * temperature**2 * kl
+
+    return loss
+
+
+def _student_accuracy(k: int) -> Callable:
+    """``_set_accuracy`` of the student's half of ``concat(student, teacher)`` logits."""
+
+    def metric(mask, both):
+        return _set_accuracy(mask, both[:, :k])
+
+    metric.__name__ = "_set_accuracy"  # the history key ``train`` reads, with or without a teacher
+    return metric
+
+
+def _with_teacher(model, teacher):
+    """A model whose output is ``concat(student logits, teacher logits)``; the teacher is frozen in inference mode."""
+    import keras
+
+    teacher.trainable = False
+    teacher.name = "teacher"  # often the student's architecture, and layer names must be unique
+    inp = keras.Input(model.input_shape[1:], name="face")
+    both = keras.layers.Concatenate(dtype="float32", name="student_teacher")(
+        [model(inp), teacher(inp, training=False)])
+    return keras.Model(inp, both, name=f"{model.name}_distill")
 
 
 def _set_accuracy(mask, logits):
@@ -325,11 +386,16 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
         "best": None,
         **cfg.extra,
     }
+    if cfg.distill:
+        record["distill"] = {"teacher": str(cfg.distill.teacher), "alpha": cfg.distill.alpha,
+                             "temperature": cfg.distill.temperature}
     start_epoch = 0
     if cfg.resume and state_path.is_file() and (work / "last.keras").is_file():
         prev = json.loads(state_path.read_text())
-        if prev.get("recipe") != record["recipe"] or prev.get("seed") != cfg.seed:
-            raise ConfigError(f"{work}: --resume with a different recipe or seed than the saved run; use a new --out")
+        if (prev.get("recipe") != record["recipe"] or prev.get("seed") != cfg.seed
+                or prev.get("distill") != record.get("distill")):
+            raise ConfigError(f"{work}: --resume with a different recipe, seed or teacher than the saved run; "
+                              "use a new --out")
         record["history"], record["best"] = prev["history"], prev["best"]
         start_epoch = len(record["history"])
         model = keras.models.load_model(work / "last.keras", compile=False)
@@ -345,29 +411,37 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
             del src
     opt = keras.optimizers.AdamW(learning_rate=_lr_schedule(cfg.recipe, steps),
                                  weight_decay=cfg.recipe.weight_decay, clipnorm=5.0)
-    model.compile(optimizer=opt, loss=partial_label_loss(cfg.recipe.label_smoothing),
-                  metrics=[_set_accuracy], weighted_metrics=[])
+    # ``fitter`` is what ``fit`` trains: the model itself, or the model next to a frozen teacher.
+    # Either way its trainable variables are the model's, so checkpoints and resume are the same.
+    fitter, loss, metric = model, partial_label_loss(cfg.recipe.label_smoothing), _set_accuracy
+    if cfg.distill:
+        teacher = _load_teacher(cfg.distill, model, len(classes))
+        fitter = _with_teacher(model, teacher)
+        loss = distillation_loss(cfg.recipe.label_smoothing, len(classes), cfg.distill.alpha,
+                                 cfg.distill.temperature)
+        metric = _student_accuracy(len(classes))
+    fitter.compile(optimizer=opt, loss=loss, metrics=[metric], weighted_metrics=[])
     if start_epoch:
         # Restore optimizer slots + step counter (the LR schedule position).
-        model.optimizer.build(model.trainable_variables)
+        opt.build(fitter.trainable_variables)
         with np.load(work / "last.optimizer.npz") as z:
             saved = [z[f"v{i}"] for i in range(len(z.files))]
-        if len(saved) != len(model.optimizer.variables):
+        if len(saved) != len(opt.variables):
             raise ConfigError(f"{work}: optimizer state does not match the model; start a new run")
-        for var, value in zip(model.optimizer.variables, saved):
+        for var, value in zip(opt.variables, saved):
             var.assign(value)
     record["params"] = int(model.count_params())
     for epoch in range(start_epoch, cfg.recipe.epochs):
         t0 = time.time()
         ds = epoch_dataset(x, mask, w, cfg.recipe, cfg.seed, epoch)
-        h = model.fit(ds, epochs=1, verbose=0, shuffle=False)
+        h = fitter.fit(ds, epochs=1, verbose=0, shuffle=False)
         secs = time.time() - t0
         val_acc = val_val = float("nan")
         if val is not None:
             p = predict_probs(model, val.x, cfg.recipe.flip_tta)
             val_acc = float(np.mean(p.argmax(1) == val.y)) if cfg.recipe.head == "fer7" else float("nan")
             val_val = valence_accuracy(p, val.y)
-        lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        lr = float(keras.ops.convert_to_numpy(opt.learning_rate))
         # Model selection: 7-class accuracy for fer7, valence accuracy for valence3 (its only score).
         score, best_score = (val_acc, "val_acc") if cfg.recipe.head == "fer7" else (val_val, "val_valence_acc")
         is_best = record["best"] is None or (not math.isnan(score) and score > record["best"][best_score])
@@ -376,7 +450,7 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
         record["history"].append({k: v for k, v in er.__dict__.items() if k not in ("epochs",)})
         model.save(work / "last.keras.tmp.keras")
         np.savez(work / "last.optimizer.tmp.npz",
-                 **{f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.optimizer.variables)})
+                 **{f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(opt.variables)})
         os.replace(work / "last.optimizer.tmp.npz", work / "last.optimizer.npz")
         os.replace(work / "last.keras.tmp.keras", work / "last.keras")
         if is_best:
@@ -388,6 +462,22 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
             progress(er)
     finalize(cfg, record)
     return record
+
+
+def _load_teacher(d: Distillation, model, n_classes: int):
+    """Load the teacher and check that it fits the student (same input, same classes, logits out)."""
+    import keras
+
+    if not Path(d.teacher).is_file():
+        raise ConfigError(f"teacher {d.teacher} not found; pass a training checkpoint such as RUN.work/last.keras")
+    teacher = keras.models.load_model(d.teacher, compile=False)
+    if tuple(teacher.input_shape[1:]) != tuple(model.input_shape[1:]) or teacher.output_shape[-1] != n_classes:
+        raise ConfigError(f"teacher {d.teacher} maps {teacher.input_shape[1:]} to {teacher.output_shape[-1]} "
+                          f"classes; the student needs {model.input_shape[1:]} to {n_classes}")
+    if any(isinstance(layer, keras.layers.Softmax) for layer in teacher.layers):
+        raise ConfigError(f"teacher {d.teacher} outputs probabilities; pass its training checkpoint "
+                          "(RUN.work/last.keras or best.keras), which outputs logits")
+    return teacher
 
 
 def finalize(cfg: TrainConfig, record: dict[str, Any]) -> Path:

@@ -43,13 +43,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "--mid-channels, structured pruning: keep the strongest channels, then fine-tune")
     parser.add_argument("--mid-channels", type=lambda v: tuple(int(c) for c in v.split(",")),
                         help="edgenet: inner widths of the 4 residual blocks, e.g. 64,128,96,128")
+    parser.add_argument("--distill-from", type=Path, metavar="TEACHER",
+                        help="knowledge distillation: also learn the soft targets of this trained model "
+                        "(a training checkpoint, RUN.work/last.keras), e.g. the unpruned model while fine-tuning a pruned one")
+    parser.add_argument("--distill-alpha", type=float, default=0.5,
+                        help="weight of the teacher's soft targets in the loss (0-1; default 0.5)")
+    parser.add_argument("--distill-temperature", type=float, default=2.0,
+                        help="softmax temperature of the distillation term (default 2)")
     parser.add_argument("--warmup-epochs", type=float, help="override the recipe's warm-up")
     parser.add_argument("--max-train", type=int, default=0, help="use only N training images (smoke tests)")
 
 
 def run(args: argparse.Namespace) -> int:
     from convert.recipes import get_recipe
-    from convert.train import TrainConfig, train
+    from convert.train import Distillation, TrainConfig, train
     from edge.preprocess import PreprocessSpec
 
     recipe = get_recipe(
@@ -62,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
                           margin=args.margin, shift_y=args.shift_y)
     cfg = TrainConfig(data=args.data, out=args.out, recipe=recipe, preprocess=spec, genki=args.genki,
                       workdir=args.workdir, seed=args.seed, resume=args.resume, threads=args.threads,
-                      max_train=args.max_train, precision=args.precision, init_from=args.init_from)
+                      max_train=args.max_train, precision=args.precision, init_from=args.init_from,
+                      distill=Distillation(args.distill_from, args.distill_alpha, args.distill_temperature)
+                      if args.distill_from else None)
 
     def progress(e) -> None:
         star = " *" if e.best else ""

@@ -68,6 +68,25 @@ def test_partial_label_loss_is_cross_entropy_for_one_hot_and_set_likelihood_othe
     np.testing.assert_allclose(np.asarray(partial_label_loss(eps)(one_hot, logits)), [want], rtol=1e-5)
 
 
+def test_distillation_loss_mixes_label_loss_and_tempered_kl():
+    from convert.train import distillation_loss, partial_label_loss
+
+    rng = np.random.default_rng(0)
+    s, t = rng.normal(0, 2, (4, 7)).astype(np.float32), rng.normal(0, 2, (4, 7)).astype(np.float32)
+    mask = np.eye(7, dtype=np.float32)[[0, 3, 3, 6]]
+    both = np.concatenate([s, t], 1)
+    labels = np.asarray(partial_label_loss(0.1)(mask, s))
+    np.testing.assert_allclose(np.asarray(distillation_loss(0.1, 7, 0.0, 2.0)(mask, both)), labels, rtol=1e-5)
+    T = 2.0
+    log_softmax = lambda z: z - np.log(np.exp(z).sum(1, keepdims=True))
+    kl = (np.exp(log_softmax(t / T)) * (log_softmax(t / T) - log_softmax(s / T))).sum(1)
+    got = np.asarray(distillation_loss(0.1, 7, 0.25, T)(mask, both))
+    np.testing.assert_allclose(got, 0.75 * labels + 0.25 * T**2 * kl, rtol=1e-5)
+    # A student that matches its teacher pays only the label term.
+    same = np.asarray(distillation_loss(0.1, 7, 0.5, T)(mask, np.concatenate([s, s], 1)))
+    np.testing.assert_allclose(same, 0.5 * labels, rtol=1e-5)
+
+
 def test_mirror_layer_flips_exactly():
     from convert.recipes import mirror_layer
 
@@ -145,6 +164,19 @@ def _synthetic_folders(root: Path, per_class: int = 6) -> Path:
     return root
 
 
+def _interrupt_after_first_epoch(train, cfg) -> None:
+    """Run ``train`` and break off once the first epoch is saved, as a kill would."""
+
+    class Stop(Exception):
+        pass
+
+    def stop(e):
+        raise Stop
+
+    with pytest.raises(Stop):
+        train(cfg, stop)
+
+
 def test_train_end_to_end_resume_and_export(tmp_path, monkeypatch):
     monkeypatch.setenv("EMOTION_EDGE_CACHE", str(tmp_path / "cache"))
     from convert.recipes import get_recipe
@@ -157,14 +189,7 @@ def test_train_end_to_end_resume_and_export(tmp_path, monkeypatch):
     cfg = TrainConfig(data=data, out=tmp_path / "m.keras", recipe=recipe, preprocess=PreprocessSpec(),
                       seed=3, precision="float32")
 
-    class Stop(Exception):
-        pass
-
-    def stop_after_first(e):
-        raise Stop
-
-    with pytest.raises(Stop):
-        train(cfg, stop_after_first)
+    _interrupt_after_first_epoch(train, cfg)
     state = json.loads((cfg.work / "state.json").read_text())
     assert len(state["history"]) == 1 and (cfg.work / "best.keras").is_file()
     with pytest.raises(ConfigError, match="--resume"):
@@ -187,6 +212,45 @@ def test_train_end_to_end_resume_and_export(tmp_path, monkeypatch):
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
     # Flip TTA baked in: the exported model is mirror-invariant.
     np.testing.assert_allclose(np.asarray(m(x[:, :, ::-1])), p, atol=1e-5)
+
+
+def test_distilled_pruned_run_leaves_the_teacher_alone_and_resumes(tmp_path, monkeypatch):
+    """Fine-tune a pruned copy with its unpruned parent as teacher: the record names the teacher,
+    the teacher file is untouched, the student checkpoints are plain models, and resume works."""
+    monkeypatch.setenv("EMOTION_EDGE_CACHE", str(tmp_path / "cache"))
+    import keras
+
+    from convert.recipes import build_model, get_recipe
+    from convert.train import Distillation, TrainConfig, train
+    from edge.errors import ConfigError
+    from edge.preprocess import PreprocessSpec
+
+    data = _synthetic_folders(tmp_path / "data")
+    parent = build_model(get_recipe("edgenet", width=0.25), 7)
+    parent.save(tmp_path / "teacher.keras")
+    before = (tmp_path / "teacher.keras").read_bytes()
+    recipe = get_recipe("edgenet", epochs=2, batch_size=16, width=0.25, warmup_epochs=0.5,
+                        mid_channels=(16, 32, 32, 24))
+    cfg = TrainConfig(data=data, out=tmp_path / "s.keras", recipe=recipe, preprocess=PreprocessSpec(), seed=3,
+                      precision="float32", init_from=tmp_path / "teacher.keras",
+                      distill=Distillation(tmp_path / "teacher.keras", alpha=0.5, temperature=2.0))
+
+    _interrupt_after_first_epoch(train, cfg)
+    cfg.resume = True
+    with pytest.raises(ConfigError, match="teacher"):  # resuming must not swap the teacher
+        train(TrainConfig(**{**cfg.__dict__, "distill": Distillation(tmp_path / "teacher.keras", alpha=0.9)}))
+    record = train(cfg)
+    assert [h["epoch"] for h in record["history"]] == [1, 2]
+    assert all(0.0 <= h["train_acc"] <= 1.0 for h in record["history"])
+    assert record["distill"] == {"teacher": str(tmp_path / "teacher.keras"), "alpha": 0.5, "temperature": 2.0}
+    assert (tmp_path / "teacher.keras").read_bytes() == before
+    student = keras.saving.load_model(cfg.work / "last.keras", compile=False)
+    assert student.count_params() < parent.count_params() and student.output_shape == (None, 7)
+    with pytest.raises(ConfigError, match="outputs probabilities"):  # the export model is not a teacher
+        train(TrainConfig(data=data, out=tmp_path / "x.keras", recipe=recipe, preprocess=PreprocessSpec(),
+                          precision="float32", distill=Distillation(cfg.out)))
+    with pytest.raises(ConfigError, match="alpha"):
+        Distillation(cfg.out, alpha=1.5)
 
 
 def test_structured_pruning_of_dead_channels_is_exact():
