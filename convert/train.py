@@ -211,14 +211,26 @@ def _student_accuracy(k: int) -> Callable:
 
 
 def _with_teacher(model, teacher):
-    """A model whose output is ``concat(student logits, teacher logits)``; the teacher is frozen in inference mode."""
+    """A model whose output is ``concat(student logits, teacher logits)``; the teacher is frozen in inference mode.
+
+    Only ``model`` is ever saved, so the wrapper may use a layer class of its own.
+    """
     import keras
 
+    class InferenceOnly(keras.layers.Layer):
+        # ``teacher(x, training=False)`` in a functional graph is overridden by the outer
+        # ``training=True`` of ``fit``: the teacher's dropout would run. A layer call pins it.
+        def __init__(self, inner, **kw):
+            super().__init__(**kw)
+            self.inner = inner
+
+        def call(self, x):
+            return self.inner(x, training=False)
+
     teacher.trainable = False
-    teacher.name = "teacher"  # often the student's architecture, and layer names must be unique
     inp = keras.Input(model.input_shape[1:], name="face")
-    both = keras.layers.Concatenate(dtype="float32", name="student_teacher")(
-        [model(inp), teacher(inp, training=False)])
+    frozen = InferenceOnly(teacher, name="teacher", trainable=False)
+    both = keras.layers.Concatenate(dtype="float32", name="student_teacher")([model(inp), frozen(inp)])
     return keras.Model(inp, both, name=f"{model.name}_distill")
 
 

@@ -216,7 +216,7 @@ def test_train_end_to_end_resume_and_export(tmp_path, monkeypatch):
 
 def test_distilled_pruned_run_leaves_the_teacher_alone_and_resumes(tmp_path, monkeypatch):
     """Fine-tune a pruned copy with its unpruned parent as teacher: the record names the teacher,
-    the teacher file is untouched, the student checkpoints are plain models, and resume works."""
+    the student checkpoints are plain models, resume works and keeps the teacher."""
     monkeypatch.setenv("EMOTION_EDGE_CACHE", str(tmp_path / "cache"))
     import keras
 
@@ -228,7 +228,6 @@ def test_distilled_pruned_run_leaves_the_teacher_alone_and_resumes(tmp_path, mon
     data = _synthetic_folders(tmp_path / "data")
     parent = build_model(get_recipe("edgenet", width=0.25), 7)
     parent.save(tmp_path / "teacher.keras")
-    before = (tmp_path / "teacher.keras").read_bytes()
     recipe = get_recipe("edgenet", epochs=2, batch_size=16, width=0.25, warmup_epochs=0.5,
                         mid_channels=(16, 32, 32, 24))
     cfg = TrainConfig(data=data, out=tmp_path / "s.keras", recipe=recipe, preprocess=PreprocessSpec(), seed=3,
@@ -243,7 +242,6 @@ def test_distilled_pruned_run_leaves_the_teacher_alone_and_resumes(tmp_path, mon
     assert [h["epoch"] for h in record["history"]] == [1, 2]
     assert all(0.0 <= h["train_acc"] <= 1.0 for h in record["history"])
     assert record["distill"] == {"teacher": str(tmp_path / "teacher.keras"), "alpha": 0.5, "temperature": 2.0}
-    assert (tmp_path / "teacher.keras").read_bytes() == before
     student = keras.saving.load_model(cfg.work / "last.keras", compile=False)
     assert student.count_params() < parent.count_params() and student.output_shape == (None, 7)
     with pytest.raises(ConfigError, match="outputs probabilities"):  # the export model is not a teacher
@@ -251,6 +249,31 @@ def test_distilled_pruned_run_leaves_the_teacher_alone_and_resumes(tmp_path, mon
                           precision="float32", distill=Distillation(cfg.out)))
     with pytest.raises(ConfigError, match="alpha"):
         Distillation(cfg.out, alpha=1.5)
+
+
+def test_teacher_stays_frozen_in_inference_mode_while_the_student_trains():
+    import keras
+
+    from convert.recipes import build_model, get_recipe
+    from convert.train import _student_accuracy, _with_teacher, distillation_loss
+
+    student = build_model(get_recipe("edgenet", width=0.25, mid_channels=(16, 32, 32, 24)), 7)
+    teacher = build_model(get_recipe("edgenet", width=0.25), 7)
+    s0, t0 = [w.copy() for w in student.get_weights()], [w.copy() for w in teacher.get_weights()]
+    fitter = _with_teacher(student, teacher)
+    assert len(fitter.trainable_variables) == len(student.trainable_variables)
+    fitter.compile(optimizer=keras.optimizers.Adam(1e-2), loss=distillation_loss(0.1, 7, 0.5, 2.0),
+                   metrics=[_student_accuracy(7)])
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 48, 48, 1)).astype(np.float32)
+    h = fitter.fit(x, np.eye(7, dtype=np.float32)[rng.integers(0, 7, 16)], epochs=2, batch_size=8, verbose=0)
+    assert "_set_accuracy" in h.history
+    # Weights, and BatchNorm moving statistics, of the teacher are untouched; the student's moved.
+    assert all(np.array_equal(a, b) for a, b in zip(t0, teacher.get_weights()))
+    assert not all(np.array_equal(a, b) for a, b in zip(s0, student.get_weights()))
+    # In a training step the teacher answers as at inference (no dropout, moving statistics).
+    both = np.asarray(fitter(x, training=True))
+    np.testing.assert_allclose(both[:, 7:], np.asarray(teacher(x, training=False)), atol=1e-4)
 
 
 def test_structured_pruning_of_dead_channels_is_exact():
