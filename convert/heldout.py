@@ -60,7 +60,11 @@ def fer_scores(bundle_path: str | Path, folder: str | Path, limit: int | None = 
 
 def genki_scores(bundle_path: str | Path, genki: str | Path, test_fraction: float = 0.3,
                  split: str = "test") -> dict[str, Any]:
-    """Positive-vs-not accuracy (%) on GENKI photos through the full device path; misses are errors."""
+    """Positive-vs-not accuracy (%) on GENKI photos through the full device path; misses are errors.
+
+    Also counts the errors by kind: ``false_positives`` (not smiling, read as positive) and
+    ``false_negatives`` (smiling, read as neutral or negative); ``missed`` faces are the rest.
+    """
     from edge.pipeline import Pipeline, PipelineOptions
 
     genki = Path(genki)
@@ -70,7 +74,7 @@ def genki_scores(bundle_path: str | Path, genki: str | Path, test_fraction: floa
     rows = [r for r, k in zip(rows, pick) if k]
     # The options `emotion-edge analyze` uses on photos (score 0.6, zoom on a miss).
     pipe = Pipeline.from_bundle(bundle_path, PipelineOptions(score_threshold=0.6, zoom_on_miss=True))
-    correct = missed = 0
+    correct = missed = false_pos = false_neg = 0
     try:
         for f, smile in rows:
             faces = pipe.detect_and_classify(_read(genki / "files" / f, gray=False))
@@ -80,10 +84,13 @@ def genki_scores(bundle_path: str | Path, genki: str | Path, test_fraction: floa
             pred = faces[0][1]
             positive = max(pred.valence, key=pred.valence.get) == "positive"
             correct += int(positive == bool(smile))
+            false_pos += int(positive and not smile)
+            false_neg += int(smile and not positive)
     finally:
         pipe.close()
     return {"n": len(rows), "missed": missed, "smile_accuracy": round(100.0 * correct / max(1, len(rows)), 2),
-            "split": split, "test_fraction": test_fraction}
+            "false_positives": false_pos, "false_negatives": false_neg, "split": split,
+            "test_fraction": test_fraction}
 
 
 def classifier_latency_ms(bundle_path: str | Path, runs: int = 300, threads: int = 1) -> float:

@@ -78,6 +78,13 @@ def confusion_tables(fer: dict) -> str:
     return "\n".join(out)
 
 
+def _genki_errors(g: dict) -> str:
+    if "false_positives" not in g:
+        return ""
+    return (f" ({g['false_positives']} not smiling read as positive, "
+            f"{g['false_negatives']} smiles missed)")
+
+
 def write_validation(bundle: Path, record: dict, m: dict) -> None:
     from convert.ship import base_record
 
@@ -94,6 +101,10 @@ def write_validation(bundle: Path, record: dict, m: dict) -> None:
         stages = (f"{len(base['history'])} epochs ({base.get('params', 0):,} parameters), then structured pruning of "
                   f"residual inner widths ({kept}, largest BatchNorm |gamma| kept) and {len(hist)} fine-tuning epochs "
                   f"at lr {r['lr']:g}")
+        if record.get("distill"):
+            d = record["distill"]
+            stages += (f", distilled from the unpruned model (soft-target weight {d['alpha']:g}, "
+                       f"temperature {d['temperature']:g})")
     text = f"""# Validation report: {bundle.name} bundle
 
 Int8 classifier `classifier.tflite` ({m['classifier_bytes']:,} bytes), measured {m['measured']}.
@@ -103,7 +114,7 @@ Produced by `scripts/build_default_model.sh` (see docs/training.md).
 |---|---|---|
 | FER2013 7-class accuracy | {m['fer2013_val']['class_accuracy']:.2f}% | FER2013 val (PublicTest), {m['fer2013_val']['n']} faces |
 | FER2013 valence accuracy (3-class) | {m['fer2013_val']['valence_accuracy']:.2f}% | same |
-| GENKI-4K positive vs not, full device path | {m['genki_heldout']['smile_accuracy']:.2f}% | held-out split, {m['genki_heldout']['n']} photos, {m['genki_heldout']['missed']} missed faces counted as errors |
+| GENKI-4K positive vs not, full device path | {m['genki_heldout']['smile_accuracy']:.2f}%{_genki_errors(m['genki_heldout'])} | held-out split, {m['genki_heldout']['n']} photos, {m['genki_heldout']['missed']} missed faces counted as errors |
 | classifier latency, 1 thread | {m['latency_ms_1thread']:.3f} ms | median, this build machine |
 
 Training: recipe `{r['name']}` ({record.get('params', 0):,} parameters shipped), {stages}, seed {record['seed']},

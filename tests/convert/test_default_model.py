@@ -59,3 +59,5 @@ def test_default_bundle_on_genki_heldout_full_device_path():
     s = genki_scores(default_bundle_path(), DATA / "genki4k")
     assert s["n"] > 500
     assert s["smile_accuracy"] >= MIN_GENKI
+    errors = s["false_positives"] + s["false_negatives"] + s["missed"]
+    assert errors == round(s["n"] * (1 - s["smile_accuracy"] / 100))
