@@ -361,6 +361,9 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
             f"recipe {cfg.recipe.name} expects {cfg.recipe.input_size} px inputs, preprocess says "
             f"{cfg.preprocess.input_size}"
         )
+    if cfg.distill and not Path(cfg.distill.teacher).is_file():  # before minutes of data loading
+        raise ConfigError(f"teacher {cfg.distill.teacher} not found; pass a training checkpoint such as "
+                          "RUN.work/last.keras")
     work = cfg.work
     state_path = work / "state.json"
     if work.exists() and any(work.iterdir()) and not cfg.resume:
@@ -480,9 +483,11 @@ def _load_teacher(d: Distillation, model, n_classes: int):
     """Load the teacher and check that it fits the student (same input, same classes, logits out)."""
     import keras
 
-    if not Path(d.teacher).is_file():
-        raise ConfigError(f"teacher {d.teacher} not found; pass a training checkpoint such as RUN.work/last.keras")
-    teacher = keras.models.load_model(d.teacher, compile=False)
+    try:
+        teacher = keras.models.load_model(d.teacher, compile=False)
+    except Exception as exc:  # a truncated zip, a foreign file, a model that needs custom objects
+        raise ConfigError(f"cannot load teacher {d.teacher} ({exc.__class__.__name__}: {str(exc)[:200]}); "
+                          "pass a .keras checkpoint written by `emotion-edge train`") from None
     if tuple(teacher.input_shape[1:]) != tuple(model.input_shape[1:]) or teacher.output_shape[-1] != n_classes:
         raise ConfigError(f"teacher {d.teacher} maps {teacher.input_shape[1:]} to {teacher.output_shape[-1]} "
                           f"classes; the student needs {model.input_shape[1:]} to {n_classes}")

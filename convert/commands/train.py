@@ -46,17 +46,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--distill-from", type=Path, metavar="TEACHER",
                         help="knowledge distillation: also learn the soft targets of this trained model "
                         "(a training checkpoint, RUN.work/last.keras), e.g. the unpruned model while fine-tuning a pruned one")
-    parser.add_argument("--distill-alpha", type=float, default=0.5,
-                        help="weight of the teacher's soft targets in the loss (0-1; default 0.5)")
-    parser.add_argument("--distill-temperature", type=float, default=2.0,
-                        help="softmax temperature of the distillation term (default 2)")
+    parser.add_argument("--distill-alpha", type=float,
+                        help="with --distill-from: weight of the teacher's soft targets in the loss (0-1; default 0.5)")
+    parser.add_argument("--distill-temperature", type=float,
+                        help="with --distill-from: softmax temperature of the distillation term (default 2)")
     parser.add_argument("--warmup-epochs", type=float, help="override the recipe's warm-up")
     parser.add_argument("--max-train", type=int, default=0, help="use only N training images (smoke tests)")
 
 
+def _distillation(args: argparse.Namespace):
+    from convert.train import Distillation
+    from edge.errors import ConfigError
+
+    if args.distill_from is None:
+        if args.distill_alpha is not None or args.distill_temperature is not None:
+            raise ConfigError("--distill-alpha / --distill-temperature need --distill-from TEACHER")
+        return None
+    settings = {"alpha": args.distill_alpha, "temperature": args.distill_temperature}
+    return Distillation(args.distill_from, **{k: v for k, v in settings.items() if v is not None})
+
+
 def run(args: argparse.Namespace) -> int:
     from convert.recipes import get_recipe
-    from convert.train import Distillation, TrainConfig, train
+    from convert.train import TrainConfig, train
     from edge.preprocess import PreprocessSpec
 
     recipe = get_recipe(
@@ -70,8 +82,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(data=args.data, out=args.out, recipe=recipe, preprocess=spec, genki=args.genki,
                       workdir=args.workdir, seed=args.seed, resume=args.resume, threads=args.threads,
                       max_train=args.max_train, precision=args.precision, init_from=args.init_from,
-                      distill=Distillation(args.distill_from, args.distill_alpha, args.distill_temperature)
-                      if args.distill_from else None)
+                      distill=_distillation(args))
 
     def progress(e) -> None:
         star = " *" if e.best else ""

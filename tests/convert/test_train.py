@@ -339,3 +339,19 @@ def test_train_valence3_head_exports_three_classes(tmp_path, monkeypatch):
     m = keras.saving.load_model(cfg.out, compile=False)
     p = np.asarray(m(np.random.default_rng(0).random((2, 48, 48, 1)).astype(np.float32)))
     assert p.shape == (2, 3)
+
+
+def test_train_cli_rejects_bad_distillation_input_with_clear_errors(tmp_path, capsys):
+    from edge.cli import main
+
+    data = _synthetic_folders(tmp_path / "data")
+    base = ["train", "--data", str(data), "--out", str(tmp_path / "m.keras"), "--max-train", "8"]
+    assert main(base + ["--distill-alpha", "0.3"]) != 0
+    assert "need --distill-from" in capsys.readouterr().err
+    assert main(base + ["--distill-from", str(tmp_path / "nope.keras")]) != 0
+    err = capsys.readouterr().err
+    assert "teacher" in err and "not found" in err
+    (tmp_path / "broken.keras").write_bytes(b"PK\x03\x04 not a zip")
+    assert main(base + ["--distill-from", str(tmp_path / "broken.keras")]) != 0
+    assert "cannot load teacher" in capsys.readouterr().err
+    assert not (tmp_path / "m.keras").exists()
