@@ -44,11 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mid-channels", type=lambda v: tuple(int(c) for c in v.split(",")),
                         help="edgenet: inner widths of the 4 residual blocks, e.g. 64,128,96,128")
     parser.add_argument("--distill-from", type=Path, metavar="TEACHER",
-                        help="knowledge distillation: also learn the soft targets of this trained model "
-                        "(a training checkpoint, RUN.work/last.keras), e.g. the unpruned model while fine-tuning a pruned one")
-    parser.add_argument("--distill-alpha", type=float,
+                        help="knowledge distillation: also learn the soft targets of this trained model (a "
+                        "training checkpoint, RUN.work/last.keras), e.g. the unpruned model while fine-tuning a "
+                        "pruned one")
+    parser.add_argument("--distill-alpha", type=float, metavar="A",
                         help="with --distill-from: weight of the teacher's soft targets in the loss (0-1; default 0.5)")
-    parser.add_argument("--distill-temperature", type=float,
+    parser.add_argument("--distill-temperature", type=float, metavar="T",
                         help="with --distill-from: softmax temperature of the distillation term (default 2)")
     parser.add_argument("--warmup-epochs", type=float, help="override the recipe's warm-up")
     parser.add_argument("--max-train", type=int, default=0, help="use only N training images (smoke tests)")
