@@ -4,7 +4,8 @@ One random affine per image (rotation, shift, zoom, horizontal flip) is applied
 with a single ``ImageProjectiveTransformV3`` call per batch, then photometric
 jitter (brightness, contrast, gaussian noise) and optional random erasing, all
 as whole-batch tensor ops: no per-image Python, which matters on a CPU.
-Inputs and outputs are float32 ``(B, S, S, C)`` in [0, 1].
+Inputs and outputs are float32 ``(B, S, S, C)`` in [0, 1]. Given a key, every
+random draw is stateless and derived from it, so training can be bit-reproducible.
 """
 
 from __future__ import annotations
@@ -29,14 +30,32 @@ class AugmentSpec(BaseModel):
     erase: float = Field(0.0, ge=0, le=1, description="probability of erasing one random rectangle")
 
 
-def augment_batch(x, spec: AugmentSpec, seed=None):
-    """Augment a float32 batch ``(B, S, S, C)`` in [0, 1]."""
+def _draws(seed):
+    """``(uniform, normal)`` samplers. With a ``seed`` (an int ``[2]`` key) they are stateless: every
+    draw gets its own key folded from it, so a batch's augmentation depends on its key only, not on
+    which of tf.data's parallel map calls runs first. Without one they use TensorFlow's global RNG."""
+    import itertools
+
     import tensorflow as tf
 
+    if seed is None:
+        return (lambda shape, lo=0.0, hi=1.0: tf.random.uniform(shape, lo, hi)), tf.random.normal
+    counter = itertools.count()  # runs at trace time: the k-th draw in the code gets key k
+    key = lambda: tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), next(counter))
+    uniform = lambda shape, lo=0.0, hi=1.0: tf.random.stateless_uniform(shape, key(), lo, hi)
+    normal = lambda shape: tf.random.stateless_normal(shape, key())
+    return uniform, normal
+
+
+def augment_batch(x, spec: AugmentSpec, seed=None):
+    """Augment a float32 batch ``(B, S, S, C)`` in [0, 1]; ``seed``: an int ``[2]`` key makes it deterministic."""
+    import tensorflow as tf
+
+    uniform, normal = _draws(seed)
     b = tf.shape(x)[0]
     size = tf.cast(tf.shape(x)[1], tf.float32)
     c = (size - 1.0) / 2.0
-    u = lambda lo, hi: tf.random.uniform([b], lo, hi)
+    u = lambda lo, hi: uniform([b], lo, hi)
     ang = u(-1.0, 1.0) * (spec.rotation_deg * math.pi / 180.0)
     scale = u(1.0 - spec.zoom, 1.0 + spec.zoom)
     tx = u(-spec.shift, spec.shift) * size
@@ -63,29 +82,29 @@ def augment_batch(x, spec: AugmentSpec, seed=None):
         x = x + tf.reshape(u(-spec.brightness, spec.brightness), [-1, 1, 1, 1])
     if spec.noise > 0:
         std = tf.reshape(u(0.0, spec.noise), [-1, 1, 1, 1])
-        x = x + tf.random.normal(tf.shape(x)) * std
+        x = x + normal(tf.shape(x)) * std
     if spec.erase > 0:
-        x = _erase(x, spec.erase)
+        x = _erase(x, spec.erase, uniform)
     return tf.clip_by_value(x, 0.0, 1.0)
 
 
-def _erase(x, p: float):
+def _erase(x, p: float, uniform):
     """Random erasing: with probability ``p`` one rectangle (2-25 % of the area) becomes noise."""
     import tensorflow as tf
 
     b = tf.shape(x)[0]
     s = tf.shape(x)[1]
     sf = tf.cast(s, tf.float32)
-    area = tf.random.uniform([b], 0.02, 0.25) * sf * sf
-    aspect = tf.exp(tf.random.uniform([b], math.log(0.3), math.log(3.3)))
+    area = uniform([b], 0.02, 0.25) * sf * sf
+    aspect = tf.exp(uniform([b], math.log(0.3), math.log(3.3)))
     h = tf.minimum(tf.sqrt(area * aspect), sf)
     w = tf.minimum(tf.sqrt(area / aspect), sf)
-    y0 = tf.random.uniform([b]) * (sf - h)
-    x0 = tf.random.uniform([b]) * (sf - w)
+    y0 = uniform([b]) * (sf - h)
+    x0 = uniform([b]) * (sf - w)
     grid = tf.cast(tf.range(s), tf.float32)
     in_y = (grid[None, :] >= y0[:, None]) & (grid[None, :] < (y0 + h)[:, None])
     in_x = (grid[None, :] >= x0[:, None]) & (grid[None, :] < (x0 + w)[:, None])
-    on = tf.random.uniform([b]) < p
+    on = uniform([b]) < p
     mask = in_y[:, :, None] & in_x[:, None, :] & on[:, None, None]
-    noise = tf.random.uniform(tf.shape(x))
+    noise = uniform(tf.shape(x))
     return tf.where(mask[..., None], noise, x)
