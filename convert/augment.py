@@ -31,15 +31,13 @@ class AugmentSpec(BaseModel):
 
 
 def _draws(seed):
-    """``(uniform, normal)`` samplers. With a ``seed`` (an int ``[2]`` key) they are stateless: every
-    draw gets its own key folded from it, so a batch's augmentation depends on its key only, not on
-    which of tf.data's parallel map calls runs first. Without one they use TensorFlow's global RNG."""
+    """Stateless ``(uniform, normal)`` samplers for ``seed`` (an int ``[2]`` key): every draw gets its own
+    key folded from it, so a batch's augmentation depends on its key only, not on which of tf.data's
+    parallel map calls runs first (TensorFlow's global RNG made training runs differ)."""
     import itertools
 
     import tensorflow as tf
 
-    if seed is None:
-        return (lambda shape, lo=0.0, hi=1.0: tf.random.uniform(shape, lo, hi)), tf.random.normal
     counter = itertools.count()  # runs at trace time: the k-th draw in the code gets key k
     key = lambda: tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), next(counter))
     uniform = lambda shape, lo=0.0, hi=1.0: tf.random.stateless_uniform(shape, key(), lo, hi)
@@ -47,8 +45,8 @@ def _draws(seed):
     return uniform, normal
 
 
-def augment_batch(x, spec: AugmentSpec, seed=None):
-    """Augment a float32 batch ``(B, S, S, C)`` in [0, 1]; ``seed``: an int ``[2]`` key makes it deterministic."""
+def augment_batch(x, spec: AugmentSpec, seed):
+    """Augment a float32 batch ``(B, S, S, C)`` in [0, 1]; ``seed``: an int ``[2]`` key that fixes every draw."""
     import tensorflow as tf
 
     uniform, normal = _draws(seed)
