@@ -45,7 +45,9 @@ class Recipe(BaseModel):
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
-    dropout: float = 0.3
+    dropout: float = Field(0.3, ge=0, lt=1, description="dropout before the logits")
+    spatial_dropout: float = Field(
+        0.1, ge=0, lt=1, description="SpatialDropout2D rate of the deepest stage (edgenet: half of it at 12 px)")
     width: float = 1.0
     augment: AugmentSpec = AugmentSpec()
     class_weighting: str = Field("none", description="none | balanced | sqrt")
@@ -79,7 +81,7 @@ def build_capstone(r: Recipe, n_classes: int):
         x = _conv_bn(x, w(f))
         x = _conv_bn(x, w(f))
         x = L.MaxPooling2D()(x)
-        x = L.SpatialDropout2D(0.1)(x)
+        x = L.SpatialDropout2D(r.spatial_dropout)(x)
     x = L.GlobalAveragePooling2D()(x)
     x = L.Dense(128, activation="relu")(x)
     x = L.Dropout(r.dropout)(x)
@@ -131,9 +133,10 @@ def build_edgenet(r: Recipe, n_classes: int):
     x = L.MaxPooling2D()(x)  # 24
     mid = r.mid_channels or (None,) * 4
     x = _res_block(x, w(64), 1, 0.0, mid[0])
-    x = _res_block(x, w(128), 2, 0.05, mid[1])  # 12
-    x = _res_block(x, w(128), 1, 0.05, mid[2])
-    x = _res_block(x, w(192), 2, 0.1, mid[3])  # 6
+    sd = r.spatial_dropout
+    x = _res_block(x, w(128), 2, sd / 2, mid[1])  # 12
+    x = _res_block(x, w(128), 1, sd / 2, mid[2])
+    x = _res_block(x, w(192), 2, sd, mid[3])  # 6
     x = L.GlobalAveragePooling2D()(x)
     x = L.Dropout(r.dropout)(x)
     out = L.Dense(n_classes, name="logits", dtype="float32")(x)

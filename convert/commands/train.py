@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, help="override the recipe's peak learning rate")
     parser.add_argument("--class-weighting", choices=["none", "balanced", "sqrt"], help="loss weights per class")
     parser.add_argument("--label-smoothing", type=float, help="override the recipe's label smoothing")
+    parser.add_argument("--dropout", type=float, help="override the recipe's dropout before the logits")
+    parser.add_argument("--spatial-dropout", type=float, help="override the recipe's SpatialDropout2D rate")
     parser.add_argument("--no-flip-tta", action="store_true", help="do not bake mirror-averaging into the export")
     parser.add_argument("--seed", type=int, default=1234, help="seed for weights, shuffling and augmentation")
     parser.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"], default="auto",
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     recipe = get_recipe(
         args.recipe, head=args.head, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         class_weighting=args.class_weighting, label_smoothing=args.label_smoothing,
+        dropout=args.dropout, spatial_dropout=args.spatial_dropout,
         flip_tta=False if args.no_flip_tta else None, mid_channels=args.mid_channels,
         warmup_epochs=args.warmup_epochs,
     )
