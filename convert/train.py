@@ -97,6 +97,7 @@ class TrainConfig:
     precision: str = "auto"  # auto | float32 | mixed_bfloat16
     init_from: Path | None = None  # start from this .keras (training model), e.g. to fine-tune a pruned copy
     distill: Distillation | None = None  # learn from a teacher's soft targets as well as the labels
+    export_epoch: str = "best"  # best: the epoch with the best val score; last: the last epoch (val only watched)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -360,6 +361,8 @@ def train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None = Non
 
 def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> dict[str, Any]:
     _scaled_spec(cfg.preprocess)
+    if cfg.export_epoch not in ("best", "last"):
+        raise ConfigError(f"export epoch {cfg.export_epoch!r}: choose best or last")
     if cfg.preprocess.input_size != cfg.recipe.input_size:
         raise ConfigError(
             f"recipe {cfg.recipe.name} expects {cfg.recipe.input_size} px inputs, preprocess says "
@@ -463,7 +466,8 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
         lr = float(keras.ops.convert_to_numpy(opt.learning_rate))
         # Model selection: 7-class accuracy for fer7, valence accuracy for valence3 (its only score).
         score, best_score = (val_acc, "val_acc") if cfg.recipe.head == "fer7" else (val_val, "val_valence_acc")
-        is_best = record["best"] is None or (not math.isnan(score) and score > record["best"][best_score])
+        # Without val data there is no score: the latest epoch counts as best (not the first).
+        is_best = record["best"] is None or math.isnan(score) or score > record["best"][best_score]
         er = EpochResult(epoch + 1, cfg.recipe.epochs, secs, float(h.history["loss"][-1]),
                          float(h.history["_set_accuracy"][-1]), val_acc, val_val, lr, is_best)
         record["history"].append({k: v for k, v in er.__dict__.items() if k not in ("epochs",)})
@@ -502,13 +506,16 @@ def _load_teacher(d: Distillation, model, n_classes: int):
 
 
 def finalize(cfg: TrainConfig, record: dict[str, Any]) -> Path:
-    """Write ``cfg.out`` from the best checkpoint: softmax (+ flip TTA) export model and a ``.json`` record."""
+    """Write ``cfg.out`` from the best (or, with ``export_epoch="last"``, the last) checkpoint: softmax
+    (+ flip TTA) export model and a ``.json`` record."""
     import keras
 
     from .recipes import build_model, export_model
 
     work = cfg.work
-    trained = keras.models.load_model(work / "best.keras", compile=False)
+    trained = keras.models.load_model(work / f"{cfg.export_epoch}.keras", compile=False)
+    epoch = record["best"]["epoch"] if cfg.export_epoch == "best" else len(record["history"])
+    record["exported"] = {"epoch": epoch, "rule": cfg.export_epoch}
     # Rebuild in float32 (the converter wants a plain float graph) and copy the weights over.
     keras.mixed_precision.set_global_policy("float32")
     best = build_model(cfg.recipe, len(record["classes"]))
@@ -517,7 +524,7 @@ def finalize(cfg: TrainConfig, record: dict[str, Any]) -> Path:
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
     exported.save(cfg.out)
     _write_json(cfg.out.with_suffix(".json"), record)
-    log.info("wrote %s (best epoch %s)", cfg.out, record["best"])
+    log.info("wrote %s (%s epoch %d; best %s)", cfg.out, cfg.export_epoch, epoch, record["best"])
     return cfg.out
 
 

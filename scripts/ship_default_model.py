@@ -85,6 +85,15 @@ def _genki_errors(g: dict) -> str:
             f"{g['false_negatives']} smiles missed)")
 
 
+def _selection(record: dict) -> str:
+    """How the shipped epoch was chosen (``train --export-epoch``; older records only know the best epoch)."""
+    exported = record.get("exported") or {"rule": "best", "epoch": record["best"]["epoch"]}
+    if exported["rule"] == "last":
+        return (f"The last epoch (epoch {exported['epoch']} of the last stage) is shipped; FER2013 val was only "
+                "watched, not used to pick an epoch")
+    return f"FER2013 val was used only to pick the best epoch (epoch {exported['epoch']} of the last stage)"
+
+
 def write_validation(bundle: Path, record: dict, m: dict) -> None:
     from convert.ship import base_record
 
@@ -120,8 +129,7 @@ Produced by `scripts/build_default_model.sh` (see docs/training.md).
 Training: recipe `{r['name']}` ({record.get('params', 0):,} parameters shipped), {stages}, seed {record['seed']},
 {record.get('precision')} on {record['host']['cpus']} CPU cores; FER2013 train ({record['data']['train_images']} faces)
 + GENKI-4K train split ({record['data']['genki_train_photos']} photos through BlazeFace -> crop_face).
-FER2013 val was used only to pick the best epoch (epoch {record['best']['epoch']} of the last stage); GENKI's held-out
-split was never used in training. Training wall time: {total_s / 60:.0f} min ({len(secs)} epochs of
+{_selection(record)}; GENKI's held-out split was never used in training. Training wall time: {total_s / 60:.0f} min ({len(secs)} epochs of
 {min(secs):.0f}-{max(secs):.0f} s each; see the s column).
 
 {confusion_tables(m['fer2013_val'])}

@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--distill-temperature", type=float, metavar="T",
                         help="with --distill-from: softmax temperature of the distillation term (default 2)")
     parser.add_argument("--warmup-epochs", type=float, help="override the recipe's warm-up")
+    parser.add_argument("--export-epoch", choices=["best", "last"], default="best",
+                        help="which epoch OUT holds: best (highest val score, the default) or last (val only watched)")
     parser.add_argument("--max-train", type=int, default=0, help="use only N training images (smoke tests)")
 
 
@@ -86,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(data=args.data, out=args.out, recipe=recipe, preprocess=spec, genki=args.genki,
                       workdir=args.workdir, seed=args.seed, resume=args.resume, threads=args.threads,
                       max_train=args.max_train, precision=args.precision, init_from=args.init_from,
-                      distill=_distillation(args))
+                      distill=_distillation(args), export_epoch=args.export_epoch)
 
     def progress(e) -> None:
         star = " *" if e.best else ""

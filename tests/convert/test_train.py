@@ -232,6 +232,43 @@ def test_train_end_to_end_resume_and_export(tmp_path, monkeypatch):
     np.testing.assert_allclose(np.asarray(m(x[:, :, ::-1])), p, atol=1e-5)
 
 
+def _exported_matches(out: Path, checkpoint: Path) -> bool:
+    """The exported (softmax, flip TTA) model at ``out`` carries the weights of training checkpoint ``checkpoint``."""
+    import keras
+
+    from convert.recipes import export_model
+
+    x = np.random.default_rng(1).random((4, 48, 48, 1)).astype(np.float32)
+    want = np.asarray(export_model(keras.saving.load_model(checkpoint, compile=False))(x))
+    return np.allclose(np.asarray(keras.saving.load_model(out, compile=False)(x)), want, atol=1e-5)
+
+
+@pytest.mark.parametrize("with_val", [True, False])
+def test_export_epoch_last_and_training_without_val(tmp_path, monkeypatch, with_val):
+    """``export_epoch="last"`` ships the last epoch whatever val says; without a val folder the default
+    (best) also ships the last epoch, not the first (NaN scores never beat the first epoch before)."""
+    import shutil
+
+    monkeypatch.setenv("EMOTION_EDGE_CACHE", str(tmp_path / "cache"))
+    from convert.recipes import get_recipe
+    from convert.train import TrainConfig, train
+    from edge.preprocess import PreprocessSpec
+
+    data = _synthetic_folders(tmp_path / "data")
+    if not with_val:
+        shutil.rmtree(data / "val")
+    recipe = get_recipe("edgenet", epochs=3, batch_size=16, width=0.25, warmup_epochs=0.5)
+    rule = "last" if with_val else "best"
+    cfg = TrainConfig(data=data, out=tmp_path / "m.keras", recipe=recipe, preprocess=PreprocessSpec(),
+                      seed=3, precision="float32", export_epoch=rule)
+    record = train(cfg)
+    assert record["exported"] == {"epoch": 3, "rule": rule}
+    assert json.loads(cfg.out.with_suffix(".json").read_text())["exported"]["epoch"] == 3
+    assert _exported_matches(cfg.out, cfg.work / "last.keras")
+    if not with_val:
+        assert record["best"]["epoch"] == 3
+
+
 def test_distilled_pruned_run_leaves_the_teacher_alone_and_resumes(tmp_path, monkeypatch):
     """Fine-tune a pruned copy with its unpruned parent as teacher: the record names the teacher,
     the student checkpoints are plain models, resume works and keeps the teacher."""
@@ -292,6 +329,32 @@ def test_teacher_stays_frozen_in_inference_mode_while_the_student_trains():
     # In a training step the teacher answers as at inference (no dropout, moving statistics).
     both = np.asarray(fitter(x, training=True))
     np.testing.assert_allclose(both[:, 7:], np.asarray(teacher(x, training=False)), atol=1e-4)
+
+
+def test_dropout_rates_come_from_the_recipe_and_the_cli(monkeypatch, tmp_path):
+    """edgenet's SpatialDropout2D rates are the recipe's (half at 12 px, all at 6 px); 0 removes the layers;
+    ``train --dropout / --spatial-dropout`` override them."""
+    import argparse
+
+    import convert.train
+    from convert.commands.train import add_arguments, run
+    from convert.recipes import build_model, get_recipe
+
+    def rates(recipe):
+        return [(layer.__class__.__name__, round(layer.rate, 4)) for layer in build_model(recipe, 7).layers
+                if "Dropout" in layer.__class__.__name__]
+
+    assert rates(get_recipe("edgenet", dropout=0.3, spatial_dropout=0.1)) == [
+        ("SpatialDropout2D", 0.05), ("SpatialDropout2D", 0.05), ("SpatialDropout2D", 0.1), ("Dropout", 0.3)]
+    assert rates(get_recipe("edgenet", dropout=0.2, spatial_dropout=0.0)) == [("Dropout", 0.2)]
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "m.keras"),
+                              "--dropout", "0.2", "--spatial-dropout", "0"])
+    seen = []
+    monkeypatch.setattr(convert.train, "train", lambda cfg, progress: seen.append(cfg.recipe) or {"best": None})
+    assert run(args) == 0
+    assert (seen[0].dropout, seen[0].spatial_dropout) == (0.2, 0.0)
 
 
 def test_structured_pruning_of_dead_channels_is_exact():
