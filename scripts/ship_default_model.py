@@ -129,8 +129,9 @@ Produced by `scripts/build_default_model.sh` (see docs/training.md).
 Training: recipe `{r['name']}` ({record.get('params', 0):,} parameters shipped), {stages}, seed {record['seed']},
 {record.get('precision')} on {record['host']['cpus']} CPU cores; FER2013 train ({record['data']['train_images']} faces)
 + GENKI-4K train split ({record['data']['genki_train_photos']} photos through BlazeFace -> crop_face).
-{_selection(record)}; GENKI's held-out split was never used in training. Training wall time: {total_s / 60:.0f} min ({len(secs)} epochs of
-{min(secs):.0f}-{max(secs):.0f} s each; see the s column).
+{_selection(record)}; GENKI's held-out split was never used in training.
+Training wall time: {total_s / 60:.0f} min ({len(secs)} epochs of {min(secs):.0f}-{max(secs):.0f} s each;
+see the s column).
 
 {confusion_tables(m['fer2013_val'])}
 
