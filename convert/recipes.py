@@ -163,7 +163,7 @@ RECIPES: dict[str, Recipe] = {
     "edgenet": Recipe(
         name="edgenet",
         description="residual VGG for CPU training and 1 ms int8 inference; label smoothing, flip TTA",
-        epochs=68, lr=2e-3, dropout=0.3, weight_decay=0.02, warmup_epochs=0.5, genki_weight=2.0,
+        epochs=80, lr=2e-3, dropout=0.3, weight_decay=0.02, warmup_epochs=0.5, genki_weight=2.0,
     ),
 }
 DEFAULT_RECIPE = "edgenet"

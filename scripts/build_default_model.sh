@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the shipped default bundle (edge/models/default) from ../shared/data on a CPU.
 #   scripts/build_default_model.sh            # DATA=../shared/data PY=.venv/bin/python WORK=runs/default
-# 1. train edgenet (68 epochs, seed 1234)  2. structured pruning of the last block's inner width 192 -> 96
+# 1. train edgenet (80 epochs, seed 1234)  2. structured pruning of the last block's inner width 192 -> 96
 # + 2 fine-tuning epochs (int8 bundle under 1 MB), from the last epoch: the best-by-val epoch is a noisy
 # peak that pruning erases (docs/training.md); the unpruned model teaches the pruned one (distillation)
 # 3. `emotion-edge calibrate` + `convert` (full int8, gate, confidence calibration, report)
