@@ -71,7 +71,7 @@ def ship(model_path: str | Path, out: str | Path, bundle_id: str, record: dict[s
 
 def training_provenance(record: dict[str, Any]) -> dict[str, Any]:
     """What ``bundle.json`` keeps of a training record: enough to rebuild the model."""
-    keep = ("recipe", "seed", "data", "precision", "params", "best", "host", "distill")
+    keep = ("recipe", "seed", "data", "precision", "params", "best", "exported", "host", "distill")
     out = {k: record.get(k) for k in keep}
     out["epochs_run"] = len(record.get("history", []))
     base = base_record(record)
