@@ -37,6 +37,8 @@ def test_default_bundle_is_shipped_small_and_detector_free():
     assert total <= 1_000_000
     training = b.manifest.provenance["training"]
     assert training["seed"] is not None and training["epochs_run"] >= 1
+    assert training["exported"]["rule"] in ("best", "last")  # how the shipped epoch was chosen
+    assert 1 <= training["exported"]["epoch"] <= training["epochs_run"]
     assert "fer2013" in json.dumps(training["data"])
 
 
