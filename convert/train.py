@@ -303,16 +303,17 @@ def epoch_dataset(x: np.ndarray, mask: np.ndarray, w: np.ndarray, recipe: Recipe
     return ds.with_options(opts)
 
 
-def predict_probs(model, x: np.ndarray, flip_tta: bool, batch: int = 512) -> np.ndarray:
-    """Softmax probabilities of a logits model on uint8 crops, optionally averaged with the mirror image."""
+def predict_probs(model, x: np.ndarray, flip_tta: bool, batch: int = 512, tta_zoom: float = 0.0) -> np.ndarray:
+    """Softmax probabilities of a logits model on uint8 crops, averaged over the test-time views the export
+    bakes in (``convert.recipes.tta_views``: the image, its mirror if ``flip_tta``, its zoom-in by ``tta_zoom``)."""
     import keras
 
+    from .recipes import tta_views
+
     xf = x.astype(np.float32)[..., None] / 255.0 if x.ndim == 3 else x.astype(np.float32) / 255.0
-    p = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(xf, batch_size=batch, verbose=0)))
-    if flip_tta:
-        p2 = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(xf[:, :, ::-1], batch_size=batch, verbose=0)))
-        p = (p + p2) / 2.0
-    return p
+    views = tta_views(xf, flip_tta, tta_zoom)
+    return np.mean([keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(v, batch_size=batch, verbose=0)))
+                    for v in views], axis=0)
 
 
 def _lr_schedule(recipe: Recipe, steps_per_epoch: int):
@@ -414,7 +415,7 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
     start_epoch = 0
     if cfg.resume and state_path.is_file() and (work / "last.keras").is_file():
         prev = json.loads(state_path.read_text())
-        if (prev.get("recipe") != record["recipe"] or prev.get("seed") != cfg.seed
+        if (_training_part(prev.get("recipe")) != _training_part(record["recipe"]) or prev.get("seed") != cfg.seed
                 or prev.get("distill") != record.get("distill")):
             raise ConfigError(f"{work}: --resume with a different recipe, seed or teacher than the saved run; "
                               "use a new --out")
@@ -460,7 +461,7 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
         secs = time.time() - t0
         val_acc = val_val = float("nan")
         if val is not None:
-            p = predict_probs(model, val.x, cfg.recipe.flip_tta)
+            p = predict_probs(model, val.x, cfg.recipe.flip_tta, tta_zoom=cfg.recipe.tta_zoom)
             val_acc = float(np.mean(p.argmax(1) == val.y)) if cfg.recipe.head == "fer7" else float("nan")
             val_val = valence_accuracy(p, val.y)
         lr = float(keras.ops.convert_to_numpy(opt.learning_rate))
@@ -505,9 +506,17 @@ def _load_teacher(d: Distillation, model, n_classes: int):
     return teacher
 
 
+def _training_part(recipe: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A recorded recipe without the fields that do not change training (description, export-time views), so a
+    run resumes across a change of those."""
+    if recipe is None:
+        return None
+    return {k: v for k, v in recipe.items() if k not in ("description", "flip_tta", "tta_zoom")}
+
+
 def finalize(cfg: TrainConfig, record: dict[str, Any]) -> Path:
     """Write ``cfg.out`` from the best (or, with ``export_epoch="last"``, the last) checkpoint: softmax
-    (+ flip TTA) export model and a ``.json`` record."""
+    (+ test-time views) export model and a ``.json`` record (its recipe is ``cfg.recipe``, the one exported)."""
     import keras
 
     from .recipes import build_model, export_model
@@ -516,11 +525,12 @@ def finalize(cfg: TrainConfig, record: dict[str, Any]) -> Path:
     trained = keras.models.load_model(work / f"{cfg.export_epoch}.keras", compile=False)
     epoch = record["best"]["epoch"] if cfg.export_epoch == "best" else len(record["history"])
     record["exported"] = {"epoch": epoch, "rule": cfg.export_epoch}
+    record["recipe"] = cfg.recipe.model_dump(mode="json")
     # Rebuild in float32 (the converter wants a plain float graph) and copy the weights over.
     keras.mixed_precision.set_global_policy("float32")
     best = build_model(cfg.recipe, len(record["classes"]))
     best.set_weights(trained.get_weights())
-    exported = export_model(best, cfg.recipe.flip_tta)
+    exported = export_model(best, cfg.recipe.flip_tta, cfg.recipe.tta_zoom)
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
     exported.save(cfg.out)
     _write_json(cfg.out.with_suffix(".json"), record)

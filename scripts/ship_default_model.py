@@ -78,6 +78,13 @@ def confusion_tables(fer: dict) -> str:
     return "\n".join(out)
 
 
+def _views(recipe: dict) -> str:
+    views = ["the face crop"] + (["its mirror image"] if recipe.get("flip_tta", True) else [])
+    if recipe.get("tta_zoom"):
+        views.append(f"its centred zoom-in by {recipe['tta_zoom']:g}")
+    return ", ".join(views)
+
+
 def _genki_errors(g: dict) -> str:
     if "false_positives" not in g:
         return ""
@@ -130,12 +137,13 @@ Training: recipe `{r['name']}` ({record.get('params', 0):,} parameters shipped),
 {record.get('precision')} on {record['host']['cpus']} CPU cores; FER2013 train ({record['data']['train_images']} faces)
 + GENKI-4K train split ({record['data']['genki_train_photos']} photos through BlazeFace -> crop_face).
 {_selection(record)}; GENKI's held-out split was never used in training.
+Test-time views averaged in the classifier graph: {_views(r)}.
 Training wall time: {total_s / 60:.0f} min ({len(secs)} epochs of {min(secs):.0f}-{max(secs):.0f} s each;
 see the s column).
 
 {confusion_tables(m['fer2013_val'])}
 
-| stage | epoch | s | loss | train acc % | val 7-class % (float, flip TTA) | val valence % |
+| stage | epoch | s | loss | train acc % | val 7-class % (float, as watched in training) | val valence % |
 |---|---|---|---|---|---|---|
 {rows}
 """

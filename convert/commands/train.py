@@ -30,9 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, help="override the recipe's peak learning rate")
     parser.add_argument("--class-weighting", choices=["none", "balanced", "sqrt"], help="loss weights per class")
     parser.add_argument("--label-smoothing", type=float, help="override the recipe's label smoothing")
+    parser.add_argument("--genki-weight", type=float, metavar="W",
+                        help="loss weight of a GENKI photo relative to a FER image (edgenet: 2)")
     parser.add_argument("--dropout", type=float, help="override the recipe's dropout before the logits")
     parser.add_argument("--spatial-dropout", type=float, help="override the recipe's SpatialDropout2D rate")
     parser.add_argument("--no-flip-tta", action="store_true", help="do not bake mirror-averaging into the export")
+    parser.add_argument("--tta-zoom", type=float, metavar="F",
+                        help="also average a centred zoom-in by F at export (edgenet: 1.1; 0 = off, fewer views "
+                             "= a faster classifier)")
     parser.add_argument("--seed", type=int, default=1234, help="seed for weights, shuffling and augmentation")
     parser.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"], default="auto",
                         help="auto: bfloat16 where the CPU has AMX/AVX512-BF16 (about 2x faster), else float32")
@@ -78,9 +83,9 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = get_recipe(
         args.recipe, head=args.head, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        class_weighting=args.class_weighting, label_smoothing=args.label_smoothing,
+        class_weighting=args.class_weighting, label_smoothing=args.label_smoothing, genki_weight=args.genki_weight,
         dropout=args.dropout, spatial_dropout=args.spatial_dropout,
-        flip_tta=False if args.no_flip_tta else None, mid_channels=args.mid_channels,
+        flip_tta=False if args.no_flip_tta else None, tta_zoom=args.tta_zoom, mid_channels=args.mid_channels,
         warmup_epochs=args.warmup_epochs,
     )
     spec = PreprocessSpec(input_size=recipe.input_size, color="gray", scale="zero_one",

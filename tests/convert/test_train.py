@@ -110,6 +110,35 @@ def test_mirror_layer_flips_exactly():
     np.testing.assert_allclose(out, x[:, :, ::-1], atol=1e-6)
 
 
+def test_zoom_layer_is_the_cv2_centred_zoom_and_tta_views_agree():
+    """The export's zoom view is OpenCV's bilinear centred zoom-in (no border pixels invented); the numpy views
+    that training's val figures use are the same images."""
+    import cv2
+
+    from convert.recipes import tta_views, zoom_layer, zoom_matrix
+
+    x = np.random.default_rng(3).random((2, 48, 48, 1)).astype(np.float32)
+    out = np.asarray(zoom_layer(48, 1.1)(x))
+    m = cv2.getRotationMatrix2D((23.5, 23.5), 0, 1.1)
+    for i in range(2):
+        want = cv2.warpAffine(x[i, ..., 0], m, (48, 48), flags=cv2.INTER_LINEAR)
+        np.testing.assert_allclose(out[i, ..., 0], want, atol=2e-3)  # cv2 interpolates in fixed point
+    np.testing.assert_allclose(tta_views(x, True, 1.1)[2], out, atol=1e-5)
+    np.testing.assert_allclose(zoom_matrix(48, 1.0), np.eye(48), atol=1e-6)
+    assert np.allclose(zoom_matrix(48, 1.1).sum(1), 1.0)  # every output pixel is a convex mix
+    assert len(tta_views(x, False, 0.0)) == 1 and len(tta_views(x, True, 0.0)) == 2
+
+
+def test_tta_zoom_rejects_a_zoom_out():
+    from pydantic import ValidationError
+
+    from convert.recipes import get_recipe
+
+    with pytest.raises(ValidationError, match="zoom-in"):
+        get_recipe("edgenet", tta_zoom=0.9)
+    assert get_recipe("edgenet", tta_zoom=0.0).tta_zoom == 0.0
+
+
 def test_genki_split_is_fixed_and_order_independent():
     from convert.datasets import genki_split
 
@@ -203,7 +232,7 @@ def test_train_end_to_end_resume_and_export(tmp_path, monkeypatch):
     from edge.preprocess import PreprocessSpec
 
     data = _synthetic_folders(tmp_path / "data")
-    recipe = get_recipe("edgenet", epochs=2, batch_size=16, width=0.25, warmup_epochs=0.5)
+    recipe = get_recipe("edgenet", epochs=2, batch_size=16, width=0.25, warmup_epochs=0.5, tta_zoom=1.1)
     cfg = TrainConfig(data=data, out=tmp_path / "m.keras", recipe=recipe, preprocess=PreprocessSpec(),
                       seed=3, precision="float32")
 
@@ -228,18 +257,26 @@ def test_train_end_to_end_resume_and_export(tmp_path, monkeypatch):
     p = np.asarray(m(x))
     assert p.shape == (5, 7)
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
-    # Flip TTA baked in: the exported model is mirror-invariant.
-    np.testing.assert_allclose(np.asarray(m(x[:, :, ::-1])), p, atol=1e-5)
+    # The recipe's test-time views are baked in: the mean softmax over the image, its mirror and its zoom-in
+    # (edgenet's default is the first two; this run adds the third).
+    from convert.recipes import tta_views
+
+    assert recipe.flip_tta and recipe.tta_zoom == 1.1
+    logits = keras.saving.load_model(cfg.work / "best.keras", compile=False)
+    soft = lambda v: np.asarray(keras.ops.softmax(logits(v)))  # noqa: E731
+    views = tta_views(x, True, 1.1)
+    assert len(views) == 3
+    np.testing.assert_allclose(p, np.mean([soft(v) for v in views], 0), atol=1e-5)
 
 
-def _exported_matches(out: Path, checkpoint: Path) -> bool:
-    """The exported (softmax, flip TTA) model at ``out`` carries the weights of training checkpoint ``checkpoint``."""
+def _exported_matches(out: Path, checkpoint: Path, tta_zoom: float = 0.0) -> bool:
+    """The exported (softmax, TTA views) model at ``out`` carries the weights of training checkpoint ``checkpoint``."""
     import keras
 
     from convert.recipes import export_model
 
     x = np.random.default_rng(1).random((4, 48, 48, 1)).astype(np.float32)
-    want = np.asarray(export_model(keras.saving.load_model(checkpoint, compile=False))(x))
+    want = np.asarray(export_model(keras.saving.load_model(checkpoint, compile=False), True, tta_zoom)(x))
     return np.allclose(np.asarray(keras.saving.load_model(out, compile=False)(x)), want, atol=1e-5)
 
 
@@ -350,11 +387,12 @@ def test_dropout_rates_come_from_the_recipe_and_the_cli(monkeypatch, tmp_path):
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "m.keras"),
-                              "--dropout", "0.2", "--spatial-dropout", "0"])
+                              "--dropout", "0.2", "--spatial-dropout", "0", "--tta-zoom", "0",
+                              "--genki-weight", "3"])
     seen = []
     monkeypatch.setattr(convert.train, "train", lambda cfg, progress: seen.append(cfg.recipe) or {"best": None})
     assert run(args) == 0
-    assert (seen[0].dropout, seen[0].spatial_dropout) == (0.2, 0.0)
+    assert (seen[0].dropout, seen[0].spatial_dropout, seen[0].tta_zoom, seen[0].genki_weight) == (0.2, 0.0, 0.0, 3.0)
 
 
 def test_structured_pruning_of_dead_channels_is_exact():
@@ -436,3 +474,16 @@ def test_train_cli_rejects_bad_distillation_input_with_clear_errors(tmp_path, ca
     assert main(base + ["--distill-from", str(tmp_path / "broken.keras")]) != 0
     assert "cannot load teacher" in capsys.readouterr().err
     assert not (tmp_path / "m.keras").exists()
+
+
+def test_resume_ignores_export_only_recipe_fields():
+    """A run started before a change of the export views (or the description) still resumes: those fields do not
+    change training. Any training field still blocks it."""
+    from convert.recipes import get_recipe
+    from convert.train import _training_part
+
+    old = get_recipe("edgenet", tta_zoom=1.1).model_dump(mode="json")
+    old["description"] = "an older description"
+    new = get_recipe("edgenet").model_dump(mode="json")
+    assert _training_part(old) == _training_part(new)
+    assert _training_part(get_recipe("edgenet", dropout=0.1).model_dump(mode="json")) != _training_part(new)
