@@ -58,6 +58,9 @@ class Recipe(BaseModel):
     tta_zoom: float = Field(
         0.0, ge=0, le=1.5, description="also average a view zoomed in by this factor (centre crop resized back, "
         "baked into the export like the mirror); 0 = off. Export only: training is the same either way")
+    stem_convs: int = Field(
+        1, ge=1, le=3, description="edgenet: 3x3 convolutions at 48 px before the first pooling (each adds few "
+        "weights and many multiply-adds)")
     mid_channels: tuple[int, ...] | None = Field(
         None, description="edgenet: inner width of each residual block (structured pruning); None = block width")
 
@@ -142,7 +145,9 @@ def build_edgenet(r: Recipe, n_classes: int):
     keras, L = _layers()
     w = lambda c: max(8, round(c * r.width))
     inp = keras.Input((r.input_size, r.input_size, 1), name="face")
-    x = _conv_bn(inp, w(32), 3)
+    x = inp
+    for _ in range(r.stem_convs):
+        x = _conv_bn(x, w(32), 3)
     x = L.MaxPooling2D()(x)  # 24
     mid = r.mid_channels or (None,) * 4
     x = _res_block(x, w(64), 1, 0.0, mid[0])

@@ -507,11 +507,14 @@ def _load_teacher(d: Distillation, model, n_classes: int):
 
 
 def _training_part(recipe: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A recorded recipe without the fields that do not change training (description, export-time views), so a
-    run resumes across a change of those."""
+    """A recorded recipe with defaults filled in for fields added since (so older runs still compare) and without
+    the fields that do not change training (description, export-time views), so a run resumes across those."""
     if recipe is None:
         return None
-    return {k: v for k, v in recipe.items() if k not in ("description", "flip_tta", "tta_zoom")}
+    from .recipes import Recipe
+
+    full = Recipe.model_validate(recipe).model_dump(mode="json")
+    return {k: v for k, v in full.items() if k not in ("description", "flip_tta", "tta_zoom")}
 
 
 def finalize(cfg: TrainConfig, record: dict[str, Any]) -> Path:

@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dropout", type=float, help="override the recipe's dropout before the logits")
     parser.add_argument("--spatial-dropout", type=float, help="override the recipe's SpatialDropout2D rate")
     parser.add_argument("--no-flip-tta", action="store_true", help="do not bake mirror-averaging into the export")
+    parser.add_argument("--stem-convs", type=int, metavar="N",
+                        help="edgenet: 3x3 convolutions at full resolution before the first pooling (default 1)")
     parser.add_argument("--tta-zoom", type=float, metavar="F",
                         help="also average a centred zoom-in by F at export (edgenet: 1.1; 0 = off, fewer views "
                              "= a faster classifier)")
@@ -85,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         args.recipe, head=args.head, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         class_weighting=args.class_weighting, label_smoothing=args.label_smoothing, genki_weight=args.genki_weight,
         dropout=args.dropout, spatial_dropout=args.spatial_dropout,
-        flip_tta=False if args.no_flip_tta else None, tta_zoom=args.tta_zoom, mid_channels=args.mid_channels,
+        flip_tta=False if args.no_flip_tta else None, tta_zoom=args.tta_zoom, stem_convs=args.stem_convs,
+        mid_channels=args.mid_channels,
         warmup_epochs=args.warmup_epochs,
     )
     spec = PreprocessSpec(input_size=recipe.input_size, color="gray", scale="zero_one",

@@ -487,3 +487,16 @@ def test_resume_ignores_export_only_recipe_fields():
     new = get_recipe("edgenet").model_dump(mode="json")
     assert _training_part(old) == _training_part(new)
     assert _training_part(get_recipe("edgenet", dropout=0.1).model_dump(mode="json")) != _training_part(new)
+    del old["stem_convs"]  # a field added after the run started, at its default
+    assert _training_part(old) == _training_part(new)
+    assert _training_part(get_recipe("edgenet", stem_convs=2).model_dump(mode="json")) != _training_part(new)
+
+
+def test_stem_convs_add_full_resolution_convolutions():
+    from convert.recipes import build_model, get_recipe
+
+    def convs_at_48(n):
+        m = build_model(get_recipe("edgenet", stem_convs=n, width=0.25), 7)
+        return sum(1 for layer in m.layers if layer.__class__.__name__ == "Conv2D" and layer.output.shape[1] == 48)
+
+    assert (convs_at_48(1), convs_at_48(2)) == (1, 2)
