@@ -38,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stem-convs", type=int, metavar="N",
                         help="edgenet: 3x3 convolutions at full resolution before the first pooling (default 1)")
     parser.add_argument("--tta-zoom", type=float, metavar="F",
-                        help="also average a centred zoom-in by F at export (edgenet: 1.1; 0 = off, fewer views "
-                             "= a faster classifier)")
+                        help="also average a centred zoom-in by F (e.g. 1.1) at export; off by default: each view "
+                             "costs one more pass of the classifier")
     parser.add_argument("--seed", type=int, default=1234, help="seed for weights, shuffling and augmentation")
     parser.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"], default="auto",
                         help="auto: bfloat16 where the CPU has AMX/AVX512-BF16 (about 2x faster), else float32")
