@@ -511,9 +511,14 @@ def _training_part(recipe: dict[str, Any] | None) -> dict[str, Any] | None:
     the fields that do not change training (description, export-time views), so a run resumes across those."""
     if recipe is None:
         return None
+    from pydantic import ValidationError
+
     from .recipes import Recipe
 
-    full = Recipe.model_validate(recipe).model_dump(mode="json")
+    try:
+        full = Recipe.model_validate(recipe).model_dump(mode="json")
+    except ValidationError:  # a recipe this code no longer knows: compare as recorded (it will not match)
+        full = recipe
     return {k: v for k, v in full.items() if k not in ("description", "flip_tta", "tta_zoom")}
 
 

@@ -490,6 +490,8 @@ def test_resume_ignores_export_only_recipe_fields():
     del old["stem_convs"]  # a field added after the run started, at its default
     assert _training_part(old) == _training_part(new)
     assert _training_part(get_recipe("edgenet", stem_convs=2).model_dump(mode="json")) != _training_part(new)
+    unknown = {**new, "a_field_removed_since": 1}  # no pydantic traceback: it just differs, and resume says so
+    assert _training_part(unknown) != _training_part(new)
 
 
 def test_stem_convs_add_full_resolution_convolutions():
