@@ -6,8 +6,10 @@ HTTP: FFmpeg's own HTTP server (``-listen 1``) sending multipart MJPEG.
 
 from __future__ import annotations
 
+import errno
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,23 @@ needs_gst = pytest.mark.skipif(
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 
 
+def _spawn(argv: list[str], attempts: int = 3) -> subprocess.Popen[str]:
+    """Start ``argv``; retry a spawn that fails with EFAULT.
+
+    CI once saw ``execve`` fail with ``[Errno 14] Bad address`` for ``/usr/bin/python3`` while the source under
+    test had FFmpeg threads running (CPython spawns with vfork, which shares the parent's memory until exec).
+    That is the test harness failing to start its server, not the code under test; any other error is raised.
+    """
+    for attempt in range(attempts):
+        try:
+            return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        except OSError as exc:
+            if exc.errno != errno.EFAULT or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
+    raise AssertionError("unreachable")
+
+
 class Server:
     """A server process that can be killed and started again on the same port."""
 
@@ -40,7 +59,7 @@ class Server:
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> Server:
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.proc = _spawn(self.argv)
         if self.ready is not None:
             assert self.proc.stdout is not None
             line = self.proc.stdout.readline().strip()
