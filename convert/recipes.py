@@ -44,6 +44,9 @@ class Recipe(BaseModel):
     epochs: int = 30
     batch_size: int = 128
     lr: float = 2e-3
+    optimizer: Literal["adamw", "sgd"] = Field(
+        "adamw", description="adamw, or sgd (momentum 0.9, Nesterov); both decay weights by lr * weight_decay per "
+        "step, so SGD wants a far smaller weight_decay (about 5e-4) than AdamW (edgenet: 0.02)")
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1

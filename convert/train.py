@@ -327,6 +327,17 @@ def _lr_schedule(recipe: Recipe, steps_per_epoch: int):
     )
 
 
+def make_optimizer(recipe: Recipe, steps_per_epoch: int):
+    """The recipe's optimizer on its warm-up + cosine schedule (gradients clipped to norm 5)."""
+    import keras
+
+    lr = _lr_schedule(recipe, steps_per_epoch)
+    if recipe.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=True,
+                                    weight_decay=recipe.weight_decay, clipnorm=5.0)
+    return keras.optimizers.AdamW(learning_rate=lr, weight_decay=recipe.weight_decay, clipnorm=5.0)
+
+
 def _scaled_spec(preprocess: PreprocessSpec) -> None:
     if preprocess.scale != "zero_one" or preprocess.color != "gray":
         raise ConfigError("train supports gray zero_one inputs (PreprocessSpec color=gray, scale=zero_one)")
@@ -432,8 +443,7 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
             kept = transfer_pruned(src, model)
             record["init_from"] = {"model": str(cfg.init_from), "pruned_kept": {k: len(v) for k, v in kept.items()}}
             del src
-    opt = keras.optimizers.AdamW(learning_rate=_lr_schedule(cfg.recipe, steps),
-                                 weight_decay=cfg.recipe.weight_decay, clipnorm=5.0)
+    opt = make_optimizer(cfg.recipe, steps)
     # ``fitter`` is what ``fit`` trains: the model itself, or the model next to a frozen teacher.
     # Either way its trainable variables are the model's, so checkpoints and resume are the same.
     fitter, loss, metric = model, partial_label_loss(cfg.recipe.label_smoothing), _set_accuracy

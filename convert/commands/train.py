@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="override the recipe's epoch count")
     parser.add_argument("--batch-size", type=int, help="override the recipe's batch size")
     parser.add_argument("--lr", type=float, help="override the recipe's peak learning rate")
+    parser.add_argument("--optimizer", choices=["adamw", "sgd"],
+                        help="override the recipe's optimizer (sgd: momentum 0.9, Nesterov; give it a --lr and "
+                             "--weight-decay of its own, e.g. 0.05 and 5e-4)")
+    parser.add_argument("--weight-decay", type=float, metavar="WD",
+                        help="override the recipe's weight decay (per step: lr * WD * weight; edgenet: 0.02)")
     parser.add_argument("--class-weighting", choices=["none", "balanced", "sqrt"], help="loss weights per class")
     parser.add_argument("--label-smoothing", type=float, help="override the recipe's label smoothing")
     parser.add_argument("--genki-weight", type=float, metavar="W",
@@ -85,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = get_recipe(
         args.recipe, head=args.head, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        optimizer=args.optimizer, weight_decay=args.weight_decay,
         class_weighting=args.class_weighting, label_smoothing=args.label_smoothing, genki_weight=args.genki_weight,
         dropout=args.dropout, spatial_dropout=args.spatial_dropout,
         flip_tta=False if args.no_flip_tta else None, tta_zoom=args.tta_zoom, stem_convs=args.stem_convs,

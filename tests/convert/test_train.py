@@ -502,3 +502,42 @@ def test_stem_convs_add_full_resolution_convolutions():
         return sum(1 for layer in m.layers if layer.__class__.__name__ == "Conv2D" and layer.output.shape[1] == 48)
 
     assert (convs_at_48(1), convs_at_48(2)) == (1, 2)
+
+
+def test_optimizer_comes_from_the_recipe_and_the_cli(monkeypatch, tmp_path):
+    """``--optimizer sgd`` trains with Nesterov SGD; both optimizers decay a weight by lr * weight_decay per step
+    (checked on a real step with a zero gradient); AdamW stays the default and an old recipe without the field
+    resumes as AdamW."""
+    import argparse
+
+    import keras
+    import numpy as np
+
+    import convert.train
+    from convert.commands.train import add_arguments, run
+    from convert.recipes import get_recipe
+    from convert.train import _training_part, make_optimizer
+
+    for name, cls in (("adamw", keras.optimizers.AdamW), ("sgd", keras.optimizers.SGD)):
+        recipe = get_recipe("edgenet", optimizer=name, weight_decay=0.01, lr=0.1, warmup_epochs=0)
+        opt = make_optimizer(recipe, steps_per_epoch=10)
+        assert type(opt) is cls
+        if name == "sgd":
+            assert opt.nesterov and opt.momentum == 0.9
+        w = keras.Variable(np.ones(3, np.float32))
+        opt.apply_gradients([(keras.ops.zeros(3), w)])
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(w), 1 - 0.1 * 0.01, rtol=1e-6)
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "m.keras"),
+                              "--optimizer", "sgd", "--lr", "0.05", "--weight-decay", "5e-4"])
+    seen = []
+    monkeypatch.setattr(convert.train, "train", lambda cfg, progress: seen.append(cfg.recipe) or {"best": None})
+    assert run(args) == 0
+    assert (seen[0].optimizer, seen[0].lr, seen[0].weight_decay) == ("sgd", 0.05, 5e-4)
+    default = get_recipe("edgenet").model_dump(mode="json")
+    assert default["optimizer"] == "adamw"
+    older = {k: v for k, v in default.items() if k != "optimizer"}
+    assert _training_part(older) == _training_part(default)
+    assert _training_part(seen[0].model_dump(mode="json")) != _training_part(default)
