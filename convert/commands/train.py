@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, help="override the recipe's peak learning rate")
     parser.add_argument("--optimizer", choices=["adamw", "sgd"],
                         help="override the recipe's optimizer (sgd: momentum 0.9, Nesterov; give it a --lr and "
-                             "--weight-decay of its own, e.g. 0.05 and 5e-4)")
+                             "--weight-decay of its own, e.g. 0.1 and 5e-4)")
     parser.add_argument("--weight-decay", type=float, metavar="WD",
                         help="override the recipe's weight decay (per step: lr * WD * weight; edgenet: 0.02)")
     parser.add_argument("--class-weighting", choices=["none", "balanced", "sqrt"], help="loss weights per class")

@@ -118,3 +118,31 @@ def test_daemon_mode_stops_retrying_when_interrupted(free_port) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_a_server_spawn_that_fails_with_efault_is_retried_and_other_errors_are_not(monkeypatch) -> None:
+    """The harness retries the vfork/execve EFAULT that CI saw once; any other spawn error still fails the test."""
+    import errno
+    import subprocess
+
+    import servers
+
+    real = subprocess.Popen
+    calls = []
+
+    def flaky(argv, **kw):
+        calls.append(argv)
+        if len(calls) == 1:
+            raise OSError(errno.EFAULT, "Bad address", argv[0])
+        return real(argv, **kw)
+
+    monkeypatch.setattr(servers.subprocess, "Popen", flaky)
+    proc = servers._spawn([sys.executable, "-c", "print('up')"])
+    assert proc.communicate(timeout=30)[0].strip() == "up" and len(calls) == 2
+
+    def missing(argv, **kw):
+        raise FileNotFoundError(errno.ENOENT, "No such file", argv[0])
+
+    monkeypatch.setattr(servers.subprocess, "Popen", missing)
+    with pytest.raises(FileNotFoundError):
+        servers._spawn(["/nonexistent"])
