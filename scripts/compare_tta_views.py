@@ -43,8 +43,10 @@ def main() -> int:
     model = keras.models.load_model(args.checkpoint, compile=False)
 
     def zoom_out(v, s=0.9):
-        m = cv2.getRotationMatrix2D((23.5, 23.5), 0, s)
-        return np.stack([cv2.warpAffine(a[..., 0], m, (48, 48), flags=cv2.INTER_LINEAR,
+        size = v.shape[2]  # the run's input size (state.json), not always 48
+        c = (size - 1) / 2.0
+        m = cv2.getRotationMatrix2D((c, c), 0, s)
+        return np.stack([cv2.warpAffine(a[..., 0], m, (size, size), flags=cv2.INTER_LINEAR,
                                         borderMode=cv2.BORDER_REFLECT)[..., None] for a in v])
 
     views = dict(zip(("crop", "mirror", "zoom1.1"), tta_views(x, True, 1.1)))
