@@ -29,10 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, help="override the recipe's batch size")
     parser.add_argument("--lr", type=float, help="override the recipe's peak learning rate")
     parser.add_argument("--optimizer", choices=["adamw", "sgd"],
-                        help="override the recipe's optimizer (sgd: momentum 0.9, Nesterov; give it a --lr and "
-                             "--weight-decay of its own, e.g. 0.1 and 5e-4)")
+                        help="override the recipe's optimizer (sgd: momentum 0.9, Nesterov); each wants its own --lr "
+                             "and --weight-decay (edgenet: sgd 0.1 and 5e-4, adamw 2e-3 and 0.02)")
     parser.add_argument("--weight-decay", type=float, metavar="WD",
-                        help="override the recipe's weight decay (per step: lr * WD * weight; edgenet: 0.02)")
+                        help="override the recipe's weight decay (per step: lr * WD * weight; edgenet: 5e-4 with SGD)")
     parser.add_argument("--class-weighting", choices=["none", "balanced", "sqrt"], help="loss weights per class")
     parser.add_argument("--label-smoothing", type=float, help="override the recipe's label smoothing")
     parser.add_argument("--genki-weight", type=float, metavar="W",

@@ -506,8 +506,8 @@ def test_stem_convs_add_full_resolution_convolutions():
 
 def test_optimizer_comes_from_the_recipe_and_the_cli(monkeypatch, tmp_path):
     """``--optimizer sgd`` trains with Nesterov SGD; both optimizers decay a weight by lr * weight_decay per step
-    (checked on a real step with a zero gradient); AdamW stays the default and an old recipe without the field
-    resumes as AdamW."""
+    (checked on a real step with a zero gradient); edgenet defaults to SGD (lr 0.1, weight decay 5e-4), and a run
+    recorded before the field existed resumes as the AdamW run it was."""
     import argparse
 
     import keras
@@ -536,8 +536,10 @@ def test_optimizer_comes_from_the_recipe_and_the_cli(monkeypatch, tmp_path):
     monkeypatch.setattr(convert.train, "train", lambda cfg, progress: seen.append(cfg.recipe) or {"best": None})
     assert run(args) == 0
     assert (seen[0].optimizer, seen[0].lr, seen[0].weight_decay) == ("sgd", 0.05, 5e-4)
-    default = get_recipe("edgenet").model_dump(mode="json")
-    assert default["optimizer"] == "adamw"
-    older = {k: v for k, v in default.items() if k != "optimizer"}
-    assert _training_part(older) == _training_part(default)
-    assert _training_part(seen[0].model_dump(mode="json")) != _training_part(default)
+    default = get_recipe("edgenet")
+    assert (default.optimizer, default.lr, default.weight_decay) == ("sgd", 0.1, 5e-4)
+    adamw = get_recipe("edgenet", optimizer="adamw", lr=2e-3, weight_decay=0.02).model_dump(mode="json")
+    older = {k: v for k, v in adamw.items() if k != "optimizer"}
+    assert _training_part(older) == _training_part(adamw)
+    assert _training_part(older) != _training_part(default.model_dump(mode="json"))
+    assert _training_part(seen[0].model_dump(mode="json")) != _training_part(default.model_dump(mode="json"))
