@@ -426,10 +426,9 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
     start_epoch = 0
     if cfg.resume and state_path.is_file() and (work / "last.keras").is_file():
         prev = json.loads(state_path.read_text())
-        if (_training_part(prev.get("recipe")) != _training_part(record["recipe"]) or prev.get("seed") != cfg.seed
-                or prev.get("distill") != record.get("distill")):
-            raise ConfigError(f"{work}: --resume with a different recipe, seed or teacher than the saved run; "
-                              "use a new --out")
+        if diffs := resume_differences(prev, record):
+            raise ConfigError(f"{work}: --resume with other settings than the saved run ({'; '.join(diffs)}); "
+                              "pass the saved values to continue it, or use a new --out")
         record["history"], record["best"] = prev["history"], prev["best"]
         start_epoch = len(record["history"])
         model = keras.models.load_model(work / "last.keras", compile=False)
@@ -514,6 +513,17 @@ def _load_teacher(d: Distillation, model, n_classes: int):
         raise ConfigError(f"teacher {d.teacher} outputs probabilities; pass its training checkpoint "
                           "(RUN.work/last.keras or best.keras), which outputs logits")
     return teacher
+
+
+def resume_differences(saved: dict[str, Any], record: dict[str, Any]) -> list[str]:
+    """What keeps a run from resuming: each training setting (recipe field, seed, teacher) that differs between the
+    saved ``state.json`` and this run's record, as ``"name: saved X, now Y"``; empty when it may resume."""
+    old, new = _training_part(saved.get("recipe")) or {}, _training_part(record.get("recipe")) or {}
+    diffs = [f"recipe.{k}: saved {old.get(k)!r}, now {new.get(k)!r}"
+             for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+    diffs += [f"{k}: saved {saved.get(k)!r}, now {record.get(k)!r}"
+              for k in ("seed", "distill") if saved.get(k) != record.get(k)]
+    return diffs
 
 
 def _training_part(recipe: dict[str, Any] | None) -> dict[str, Any] | None:

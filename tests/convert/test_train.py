@@ -242,7 +242,10 @@ def test_train_end_to_end_resume_and_export(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="--resume"):
         train(cfg)
     seen = []
-    cfg.resume = True
+    cfg.resume, cfg.seed = True, 4
+    with pytest.raises(ConfigError, match="seed: saved 3, now 4"):
+        train(cfg)
+    cfg.seed = 3
     record = train(cfg, seen.append)
     assert [e.epoch for e in seen] == [2]
     assert [h["epoch"] for h in record["history"]] == [1, 2]
@@ -516,7 +519,7 @@ def test_optimizer_comes_from_the_recipe_and_the_cli(monkeypatch, tmp_path):
     import convert.train
     from convert.commands.train import add_arguments, run
     from convert.recipes import get_recipe
-    from convert.train import _training_part, make_optimizer
+    from convert.train import _training_part, make_optimizer, resume_differences
 
     for name, cls in (("adamw", keras.optimizers.AdamW), ("sgd", keras.optimizers.SGD)):
         recipe = get_recipe("edgenet", optimizer=name, weight_decay=0.01, lr=0.1, warmup_epochs=0)
@@ -542,4 +545,8 @@ def test_optimizer_comes_from_the_recipe_and_the_cli(monkeypatch, tmp_path):
     older = {k: v for k, v in adamw.items() if k != "optimizer"}
     assert _training_part(older) == _training_part(adamw)
     assert _training_part(older) != _training_part(default.model_dump(mode="json"))
+    # Resuming such a run without naming its optimizer says which settings to pass.
+    assert resume_differences({"recipe": older, "seed": 1}, {"recipe": default.model_dump(mode="json"), "seed": 1}) == [
+        "recipe.lr: saved 0.002, now 0.1", "recipe.optimizer: saved 'adamw', now 'sgd'",
+        "recipe.weight_decay: saved 0.02, now 0.0005"]
     assert _training_part(seen[0].model_dump(mode="json")) != _training_part(default.model_dump(mode="json"))
