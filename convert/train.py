@@ -387,6 +387,16 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
     state_path = work / "state.json"
     if work.exists() and any(work.iterdir()) and not cfg.resume:
         raise ConfigError(f"work folder {work} already has a run; pass --resume to continue it or remove it")
+    distill = ({"teacher": str(cfg.distill.teacher), "alpha": cfg.distill.alpha,
+                "temperature": cfg.distill.temperature} if cfg.distill else None)
+    saved = None
+    if cfg.resume and state_path.is_file() and (work / "last.keras").is_file():
+        saved = json.loads(state_path.read_text())
+        # Before minutes of data loading: the settings that must match do not depend on the data.
+        if diffs := resume_differences(saved, {"recipe": cfg.recipe.model_dump(mode="json"), "seed": cfg.seed,
+                                               "distill": distill}):
+            raise ConfigError(f"{work}: --resume with other settings than the saved run ({'; '.join(diffs)}); "
+                              "pass the saved values to continue it, or use a new --out")
     work.mkdir(parents=True, exist_ok=True)
     precision = resolve_precision(cfg.precision)
     _configure_tf(cfg.threads, cfg.seed, precision)
@@ -420,16 +430,11 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
         "best": None,
         **cfg.extra,
     }
-    if cfg.distill:
-        record["distill"] = {"teacher": str(cfg.distill.teacher), "alpha": cfg.distill.alpha,
-                             "temperature": cfg.distill.temperature}
+    if distill:
+        record["distill"] = distill
     start_epoch = 0
-    if cfg.resume and state_path.is_file() and (work / "last.keras").is_file():
-        prev = json.loads(state_path.read_text())
-        if diffs := resume_differences(prev, record):
-            raise ConfigError(f"{work}: --resume with other settings than the saved run ({'; '.join(diffs)}); "
-                              "pass the saved values to continue it, or use a new --out")
-        record["history"], record["best"] = prev["history"], prev["best"]
+    if saved is not None:
+        record["history"], record["best"] = saved["history"], saved["best"]
         start_epoch = len(record["history"])
         model = keras.models.load_model(work / "last.keras", compile=False)
         log.info("resuming %s at epoch %d", work, start_epoch + 1)

@@ -243,8 +243,10 @@ def test_train_end_to_end_resume_and_export(tmp_path, monkeypatch):
         train(cfg)
     seen = []
     cfg.resume, cfg.seed = True, 4
-    with pytest.raises(ConfigError, match="seed: saved 3, now 4"):
-        train(cfg)
+    with monkeypatch.context() as m:  # refused before any data is loaded
+        m.setattr("convert.train.load_training_data", lambda cfg: pytest.fail("data loaded before the check"))
+        with pytest.raises(ConfigError, match="seed: saved 3, now 4"):
+            train(cfg)
     cfg.seed = 3
     record = train(cfg, seen.append)
     assert [e.epoch for e in seen] == [2]
