@@ -389,12 +389,12 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
         raise ConfigError(f"work folder {work} already has a run; pass --resume to continue it or remove it")
     distill = ({"teacher": str(cfg.distill.teacher), "alpha": cfg.distill.alpha,
                 "temperature": cfg.distill.temperature} if cfg.distill else None)
+    recipe = cfg.recipe.model_dump(mode="json")
     saved = None
     if cfg.resume and state_path.is_file() and (work / "last.keras").is_file():
         saved = json.loads(state_path.read_text())
         # Before minutes of data loading: the settings that must match do not depend on the data.
-        if diffs := resume_differences(saved, {"recipe": cfg.recipe.model_dump(mode="json"), "seed": cfg.seed,
-                                               "distill": distill}):
+        if diffs := resume_differences(saved, {"recipe": recipe, "seed": cfg.seed, "distill": distill}):
             raise ConfigError(f"{work}: --resume with other settings than the saved run ({'; '.join(diffs)}); "
                               "pass the saved values to continue it, or use a new --out")
     work.mkdir(parents=True, exist_ok=True)
@@ -411,7 +411,7 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
     x, mask, w = _targets(train_set, gk.x if gk else None, gk.smile if gk else None, cfg.recipe)
     steps = int(np.ceil(len(x) / cfg.recipe.batch_size))
     record: dict[str, Any] = {
-        "recipe": cfg.recipe.model_dump(mode="json"),
+        "recipe": recipe,
         "preprocess": cfg.preprocess.model_dump(mode="json"),
         "seed": cfg.seed,
         "data": {

@@ -116,9 +116,6 @@ def test_daemon_mode_stops_retrying_when_interrupted(free_port) -> None:
     assert source.stats().frames_read == 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(pytest.main([__file__, "-q"]))
-
 
 def test_a_server_spawn_that_fails_with_efault_is_retried_and_other_errors_are_not(monkeypatch) -> None:
     """The harness retries the vfork/execve EFAULT that CI saw once; any other spawn error still fails the test."""
@@ -146,3 +143,7 @@ def test_a_server_spawn_that_fails_with_efault_is_retried_and_other_errors_are_n
     monkeypatch.setattr(servers.subprocess, "Popen", missing)
     with pytest.raises(FileNotFoundError):
         servers._spawn(["/nonexistent"])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
