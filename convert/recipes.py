@@ -66,6 +66,21 @@ class Recipe(BaseModel):
         "weights and many multiply-adds)")
     mid_channels: tuple[int, ...] | None = Field(
         None, description="edgenet: inner width of each residual block (structured pruning); None = block width")
+    peer_heads: tuple[int, ...] = Field(
+        (), description="edgenet: inner widths of peer heads, extra copies of the last residual block + classifier "
+        "trained on the shared trunk next to the model's own head (on-the-fly native ensemble, Lan et al. 2018). "
+        "Training only: the export keeps the model's own head, so size and latency do not change")
+    peer_alpha: float = Field(
+        0.5, ge=0, le=1, description="with peer_heads: weight of the distillation term, (1 - a) label loss + "
+        "a T^2 KL(ensemble_T || head_T) for every head")
+    peer_temperature: float = Field(3.0, gt=0, description="with peer_heads: softmax temperature T of that term")
+
+    @field_validator("peer_heads")
+    @classmethod
+    def _positive_widths(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(m < 1 for m in v):
+            raise ValueError("peer_heads are inner channel widths and must be positive, e.g. 192,192")
+        return v
 
     @field_validator("tta_zoom")
     @classmethod
@@ -126,7 +141,8 @@ def build_bkvgg12(r: Recipe, n_classes: int):
     return keras.Model(inp, out, name="bkvgg12")
 
 
-def _res_block(x, filters: int, stride: int, drop: float, mid: int | None = None):
+def _res_block(x, filters: int, stride: int, drop: float, mid: int | None = None, name: str | None = None):
+    """A residual block; ``name`` names its last layer (its output tensor), e.g. where peer heads branch off."""
     _, L = _layers()
     shortcut = x
     y = _conv_bn(x, mid or filters, 3, stride)
@@ -136,9 +152,9 @@ def _res_block(x, filters: int, stride: int, drop: float, mid: int | None = None
         shortcut = L.Conv2D(filters, 1, strides=stride, use_bias=False, kernel_initializer="he_normal")(x)
         shortcut = L.BatchNormalization(momentum=0.95)(shortcut)
     y = L.Add()([y, shortcut])
-    y = L.ReLU()(y)
+    y = L.ReLU(name=None if drop > 0 else name)(y)
     if drop > 0:
-        y = L.SpatialDropout2D(drop)(y)
+        y = L.SpatialDropout2D(drop, name=name)(y)
     return y
 
 
@@ -156,12 +172,37 @@ def build_edgenet(r: Recipe, n_classes: int):
     x = _res_block(x, w(64), 1, 0.0, mid[0])
     sd = r.spatial_dropout
     x = _res_block(x, w(128), 2, sd / 2, mid[1])  # 12
-    x = _res_block(x, w(128), 1, sd / 2, mid[2])
-    x = _res_block(x, w(192), 2, sd, mid[3])  # 6
+    trunk = _res_block(x, w(128), 1, sd / 2, mid[2], name="trunk")
+    out = _edgenet_head(trunk, r, n_classes, mid[3], "")  # 6 px
+    if not r.peer_heads:
+        return keras.Model(inp, out, name="edgenet")
+    # Built after the model's own head, so that head's initial weights are those of a model without peers.
+    peers = [_edgenet_head(trunk, r, n_classes, m, f"peer{i + 1}_") for i, m in enumerate(r.peer_heads)]
+    both = L.Concatenate(dtype="float32", name="heads")([out, *peers])
+    return keras.Model(inp, both, name="edgenet_peers")
+
+
+def _edgenet_head(trunk, r: Recipe, n_classes: int, mid: int | None, prefix: str):
+    """edgenet's last residual block (6 px), global average pooling, dropout and logits."""
+    _, L = _layers()
+    x = _res_block(trunk, max(8, round(192 * r.width)), 2, r.spatial_dropout, mid)
     x = L.GlobalAveragePooling2D()(x)
     x = L.Dropout(r.dropout)(x)
-    out = L.Dense(n_classes, name="logits", dtype="float32")(x)
-    return keras.Model(inp, out, name="edgenet")
+    return L.Dense(n_classes, name=f"{prefix}logits", dtype="float32")(x)
+
+
+def single_head(model):
+    """The model's own head of a training model with peer heads (sharing its layers), or the model itself."""
+    import keras
+
+    if model.name != "edgenet_peers":
+        return model
+    return keras.Model(model.inputs, model.get_layer("logits").output, name="edgenet")
+
+
+def head_count(recipe: Recipe) -> int:
+    """How many heads the training model has (its logits are concatenated in this order)."""
+    return 1 + len(recipe.peer_heads)
 
 
 BUILDERS: dict[str, Callable[[Recipe, int], Any]] = {

@@ -202,8 +202,31 @@ def distillation_loss(eps: float, k: int, alpha: float, temperature: float) -> C
     return loss
 
 
+def peer_loss(eps: float, k: int, heads: int, alpha: float, temperature: float) -> Callable:
+    """Loss on the concatenated logits of ``heads`` heads (on-the-fly native ensemble, Lan et al. 2018): the mean
+    over heads of ``(1 - alpha) * label loss + alpha * T^2 * KL(ensemble_T || head_T)``, where the ensemble is the
+    heads' mean logits, a teacher built from the heads themselves (no gradient flows through it)."""
+    from keras import ops
+
+    labels = partial_label_loss(eps)
+
+    def loss(mask, logits):
+        z = ops.cast(logits, "float32")
+        parts = [z[:, i * k:(i + 1) * k] for i in range(heads)]
+        teacher = ops.stop_gradient(sum(parts) / heads) / temperature
+        pt, log_pt = ops.softmax(teacher, axis=-1), ops.log_softmax(teacher, axis=-1)
+        total = 0.0
+        for s in parts:
+            kl = ops.sum(pt * (log_pt - ops.log_softmax(s / temperature, axis=-1)), axis=-1)
+            total = total + (1.0 - alpha) * labels(mask, s) + alpha * temperature**2 * kl
+        return total / heads
+
+    return loss
+
+
 def _student_accuracy(k: int) -> Callable:
-    """``_set_accuracy`` of the student's half of ``concat(student, teacher)`` logits."""
+    """``_set_accuracy`` of the first ``k`` logits: the student's of ``concat(student, teacher)``, the model's own
+    head's of ``concat(own head, peer heads)``."""
 
     def metric(mask, both):
         return _set_accuracy(mask, both[:, :k])
@@ -380,6 +403,11 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
             f"recipe {cfg.recipe.name} expects {cfg.recipe.input_size} px inputs, preprocess says "
             f"{cfg.preprocess.input_size}"
         )
+    if cfg.recipe.peer_heads and cfg.recipe.name != "edgenet":
+        raise ConfigError(f"peer heads are built for edgenet only, not {cfg.recipe.name}; drop --peer-heads")
+    if cfg.recipe.peer_heads and (cfg.distill or cfg.init_from):
+        raise ConfigError("--peer-heads trains from scratch with its own ensemble as the teacher; it does not combine "
+                          "with --distill-from or --init-from")
     if cfg.distill and not Path(cfg.distill.teacher).is_file():  # before minutes of data loading
         raise ConfigError(f"teacher {cfg.distill.teacher} not found; pass a training checkpoint such as "
                           "RUN.work/last.keras")
@@ -402,7 +430,7 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
     _configure_tf(cfg.threads, cfg.seed, precision)
     import keras
 
-    from .recipes import build_model
+    from .recipes import build_model, head_count, single_head
 
     classes = head_classes(cfg.recipe.head)
     d = load_training_data(cfg)
@@ -451,6 +479,11 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
     # ``fitter`` is what ``fit`` trains: the model itself, or the model next to a frozen teacher.
     # Either way its trainable variables are the model's, so checkpoints and resume are the same.
     fitter, loss, metric = model, partial_label_loss(cfg.recipe.label_smoothing), _set_accuracy
+    own = single_head(model)  # the head that is exported and scored; ``model`` itself without peer heads
+    if cfg.recipe.peer_heads:
+        loss = peer_loss(cfg.recipe.label_smoothing, len(classes), head_count(cfg.recipe), cfg.recipe.peer_alpha,
+                         cfg.recipe.peer_temperature)
+        metric = _student_accuracy(len(classes))
     if cfg.distill:
         teacher = _load_teacher(cfg.distill, model, len(classes))
         fitter = _with_teacher(model, teacher)
@@ -467,7 +500,9 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
             raise ConfigError(f"{work}: optimizer state does not match the model; start a new run")
         for var, value in zip(opt.variables, saved):
             var.assign(value)
-    record["params"] = int(model.count_params())
+    record["params"] = int(own.count_params())
+    if own is not model:
+        record["params_training"] = int(model.count_params())
     for epoch in range(start_epoch, cfg.recipe.epochs):
         t0 = time.time()
         ds = epoch_dataset(x, mask, w, cfg.recipe, cfg.seed, epoch)
@@ -475,7 +510,7 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
         secs = time.time() - t0
         val_acc = val_val = float("nan")
         if val is not None:
-            p = predict_probs(model, val.x, cfg.recipe.flip_tta, tta_zoom=cfg.recipe.tta_zoom)
+            p = predict_probs(own, val.x, cfg.recipe.flip_tta, tta_zoom=cfg.recipe.tta_zoom)
             val_acc = float(np.mean(p.argmax(1) == val.y)) if cfg.recipe.head == "fer7" else float("nan")
             val_val = valence_accuracy(p, val.y)
         lr = float(keras.ops.convert_to_numpy(opt.learning_rate))
@@ -552,16 +587,16 @@ def finalize(cfg: TrainConfig, record: dict[str, Any]) -> Path:
     (+ test-time views) export model and a ``.json`` record (its recipe is ``cfg.recipe``, the one exported)."""
     import keras
 
-    from .recipes import build_model, export_model
+    from .recipes import build_model, export_model, single_head
 
     work = cfg.work
-    trained = keras.models.load_model(work / f"{cfg.export_epoch}.keras", compile=False)
+    trained = single_head(keras.models.load_model(work / f"{cfg.export_epoch}.keras", compile=False))
     epoch = record["best"]["epoch"] if cfg.export_epoch == "best" else len(record["history"])
     record["exported"] = {"epoch": epoch, "rule": cfg.export_epoch}
     record["recipe"] = cfg.recipe.model_dump(mode="json")
     # Rebuild in float32 (the converter wants a plain float graph) and copy the weights over.
     keras.mixed_precision.set_global_policy("float32")
-    best = build_model(cfg.recipe, len(record["classes"]))
+    best = build_model(cfg.recipe.model_copy(update={"peer_heads": ()}), len(record["classes"]))
     best.set_weights(trained.get_weights())
     exported = export_model(best, cfg.recipe.flip_tta, cfg.recipe.tta_zoom)
     cfg.out.parent.mkdir(parents=True, exist_ok=True)

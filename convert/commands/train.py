@@ -57,6 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "--mid-channels, structured pruning: keep the strongest channels, then fine-tune")
     parser.add_argument("--mid-channels", type=lambda v: tuple(int(c) for c in v.split(",")),
                         help="edgenet: inner widths of the 4 residual blocks, e.g. 64,128,96,128")
+    parser.add_argument("--peer-heads", type=lambda v: tuple(int(c) for c in v.split(",")), metavar="W,W",
+                        help="edgenet: train peer heads (copies of the last residual block + classifier with these "
+                        "inner widths, e.g. 192,192) on the shared trunk; every head also learns the heads' average "
+                        "(on-the-fly native ensemble). Only the model's own head is exported: same size and latency")
+    parser.add_argument("--peer-alpha", type=float, metavar="A",
+                        help="with --peer-heads: weight of the ensemble's soft targets in the loss (default 0.5)")
+    parser.add_argument("--peer-temperature", type=float, metavar="T",
+                        help="with --peer-heads: softmax temperature of that term (default 3)")
     parser.add_argument("--distill-from", type=Path, metavar="TEACHER",
                         help="knowledge distillation: also learn the soft targets of this trained model (a "
                         "training checkpoint, RUN.work/last.keras), e.g. the unpruned model while fine-tuning a "
@@ -94,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         class_weighting=args.class_weighting, label_smoothing=args.label_smoothing, genki_weight=args.genki_weight,
         dropout=args.dropout, spatial_dropout=args.spatial_dropout,
         flip_tta=False if args.no_flip_tta else None, tta_zoom=args.tta_zoom, stem_convs=args.stem_convs,
-        mid_channels=args.mid_channels,
+        mid_channels=args.mid_channels, peer_heads=args.peer_heads, peer_alpha=args.peer_alpha,
+        peer_temperature=args.peer_temperature,
         warmup_epochs=args.warmup_epochs,
     )
     spec = PreprocessSpec(input_size=recipe.input_size, color="gray", scale="zero_one",

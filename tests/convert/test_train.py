@@ -553,3 +553,102 @@ def test_optimizer_comes_from_the_recipe_and_the_cli(monkeypatch, tmp_path):
         "recipe.lr: saved 0.002, now 0.1", "recipe.optimizer: saved 'adamw', now 'sgd'",
         "recipe.weight_decay: saved 0.02, now 0.0005"]
     assert _training_part(seen[0].model_dump(mode="json")) != _training_part(default_json)
+
+
+def test_peer_loss_is_the_label_loss_when_heads_agree_and_pulls_heads_to_their_mean():
+    """With identical heads the ensemble is each head, so the KL term is zero and the loss is the label loss; with
+    different heads the KL term is positive, and no gradient flows through the ensemble (the teacher)."""
+    import keras
+    import tensorflow as tf
+
+    from convert.train import partial_label_loss, peer_loss
+
+    rng = np.random.default_rng(0)
+    mask = np.eye(7, dtype=np.float32)[rng.integers(0, 7, 5)]
+    z = rng.normal(size=(5, 7)).astype(np.float32)
+    labels = np.asarray(partial_label_loss(0.1)(mask, z))
+    same = np.asarray(peer_loss(0.1, 7, 3, 0.5, 3.0)(mask, np.concatenate([z, z, z], 1)))
+    np.testing.assert_allclose(same, 0.5 * labels, rtol=1e-5)
+    other = z + rng.normal(size=z.shape).astype(np.float32)
+    both = np.concatenate([z, other], 1)
+    a = np.asarray(peer_loss(0.1, 7, 2, 0.5, 3.0)(mask, both))
+    label_part = 0.25 * (labels + np.asarray(partial_label_loss(0.1)(mask, other)))
+    assert np.all(a > label_part + 1e-4)  # the KL term
+    # Gradient of the pure KL term (alpha 1) w.r.t. head 0: T^2 * (p0_T - pt_T) / T / heads; the teacher's
+    # share (its dependence on head 0) would add a term if the stop-gradient were missing.
+    t = tf.constant(both)
+    with tf.GradientTape() as tape:
+        tape.watch(t)
+        loss = keras.ops.sum(peer_loss(0.0, 7, 2, 1.0, 3.0)(mask, t))
+    g = tape.gradient(loss, t).numpy()[:, :7]
+    soft = lambda v: np.exp(v - v.max(1, keepdims=True)) / np.exp(v - v.max(1, keepdims=True)).sum(1, keepdims=True)  # noqa: E731
+    want = 9.0 * (soft(z / 3) - soft((z + other) / 2 / 3)) / 3 / 2
+    np.testing.assert_allclose(g, want, atol=1e-5)
+
+
+def test_peer_heads_train_resume_and_export_only_the_own_head(tmp_path, monkeypatch):
+    """Peer heads (edgenet): the training model has one head per width plus its own, the own head starts from the
+    weights a model without peers would have, a run resumes, and the export is the plain model (same size) with the
+    own head's trained weights."""
+    monkeypatch.setenv("EMOTION_EDGE_CACHE", str(tmp_path / "cache"))
+    import keras
+
+    from convert.recipes import build_model, get_recipe, single_head
+    from convert.train import TrainConfig, train
+    from edge.errors import ConfigError
+    from edge.preprocess import PreprocessSpec
+
+    recipe = get_recipe("edgenet", epochs=2, batch_size=16, width=0.25, warmup_epochs=0.5, peer_heads=(48, 8))
+    plain = recipe.model_copy(update={"peer_heads": ()})
+    keras.utils.set_random_seed(5)
+    m = build_model(recipe, 7)
+    keras.utils.set_random_seed(5)
+    m0 = build_model(plain, 7)
+    assert m.output_shape == (None, 21) and single_head(m).output_shape == (None, 7)
+    assert all(np.array_equal(a, b) for a, b in zip(single_head(m).get_weights(), m0.get_weights()))
+    assert single_head(m0) is m0
+
+    data = _synthetic_folders(tmp_path / "data")
+    cfg = TrainConfig(data=data, out=tmp_path / "m.keras", recipe=recipe, preprocess=PreprocessSpec(),
+                      seed=3, precision="float32", export_epoch="last")
+    _interrupt_after_first_epoch(train, cfg)
+    cfg.resume = True
+    record = train(cfg)
+    assert [h["epoch"] for h in record["history"]] == [1, 2]
+    assert record["params"] == m0.count_params() < record["params_training"] == m.count_params()
+    assert record["recipe"]["peer_heads"] == [48, 8]
+    exported = keras.saving.load_model(cfg.out, compile=False)
+    assert exported.count_params() == keras.saving.load_model(tmp_path / "m.keras", compile=False).count_params()
+    x = np.random.default_rng(1).random((4, 48, 48, 1)).astype(np.float32)
+    trained = keras.saving.load_model(cfg.work / "last.keras", compile=False)
+    own = np.asarray(keras.ops.softmax(trained(x)[:, :7]))
+    mirrored = np.asarray(keras.ops.softmax(trained(x[:, :, ::-1])[:, :7]))
+    np.testing.assert_allclose(np.asarray(exported(x)), (own + mirrored) / 2, atol=1e-5)
+    # The peers learned too (they are not frozen copies of their initial weights).
+    assert not np.array_equal(trained.get_layer("peer1_logits").get_weights()[0],
+                              m.get_layer("peer1_logits").get_weights()[0])
+
+    with pytest.raises(ConfigError, match="edgenet only"):
+        train(TrainConfig(data=data, out=tmp_path / "c.keras", recipe=get_recipe("capstone", peer_heads=(8,)),
+                          preprocess=PreprocessSpec()))
+    with pytest.raises(ConfigError, match="does not combine"):
+        train(TrainConfig(data=data, out=tmp_path / "d.keras", recipe=recipe, preprocess=PreprocessSpec(),
+                          init_from=cfg.work / "last.keras"))
+    with pytest.raises(ValueError, match="positive"):
+        get_recipe("edgenet", peer_heads=(0,))
+
+
+def test_peer_heads_come_from_the_cli(monkeypatch, tmp_path):
+    import argparse
+
+    import convert.train
+    from convert.commands.train import add_arguments, run
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "m.keras"), "--peer-heads", "192,96",
+                              "--peer-alpha", "0.7", "--peer-temperature", "2"])
+    seen = []
+    monkeypatch.setattr(convert.train, "train", lambda cfg, progress: seen.append(cfg.recipe) or {"best": None})
+    assert run(args) == 0
+    assert (seen[0].peer_heads, seen[0].peer_alpha, seen[0].peer_temperature) == ((192, 96), 0.7, 2.0)
