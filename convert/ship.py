@@ -73,6 +73,8 @@ def training_provenance(record: dict[str, Any]) -> dict[str, Any]:
     """What ``bundle.json`` keeps of a training record: enough to rebuild the model."""
     keep = ("recipe", "seed", "data", "precision", "params", "best", "exported", "host", "distill")
     out = {k: record.get(k) for k in keep}
+    if "params_training" in record:  # peer heads: the training model was larger than the shipped one
+        out["params_training"] = record["params_training"]
     out["epochs_run"] = len(record.get("history", []))
     base = base_record(record)
     if base is not None:  # a fine-tuned (pruned) copy of an earlier run: keep that run too

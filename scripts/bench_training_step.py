@@ -5,6 +5,11 @@
 Each round trains a fresh model for ``--steps`` steps on random 48 px images,
 once with each BatchNorm. The two runs alternate, so a noisy shared host slows
 both alike. The script prints ms per step for each run and the median ratio.
+
+The batches come from a ``tf.data`` pipeline with autotuning off, as in ``train``:
+fed numpy arrays, Keras builds an autotuned pipeline, and with it the steps of
+this project's 2-core host often ran on one core (about 2x slower, ~114 % CPU),
+which made earlier runs of this script compare a slow mode with a fast one.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ def step_ms(recipe_name: str, fused: bool, steps: int, precision: str) -> float:
     """Milliseconds per training step (after 3 warm-up steps) of a fresh model."""
     import keras
     import numpy as np
+    import tensorflow as tf
 
     from convert.fused_batchnorm import fused_batchnorm
     from convert.recipes import build_model, get_recipe
@@ -38,9 +44,16 @@ def step_ms(recipe_name: str, fused: bool, steps: int, precision: str) -> float:
         x = rng.random((r.batch_size * (steps + 3), r.input_size, r.input_size, 1), dtype=np.float32)
         y = rng.integers(0, 7, len(x))
         warm = r.batch_size * 3
-        model.fit(x[:warm], y[:warm], batch_size=r.batch_size, epochs=1, verbose=0)
+
+        def batches(lo: int, hi: int):
+            opts = tf.data.Options()
+            opts.autotune.enabled = False
+            ds = tf.data.Dataset.from_tensor_slices((x[lo:hi], y[lo:hi])).batch(r.batch_size).prefetch(2)
+            return ds.with_options(opts)
+
+        model.fit(batches(0, warm), epochs=1, verbose=0, shuffle=False)
         t0 = time.perf_counter()
-        model.fit(x[warm:], y[warm:], batch_size=r.batch_size, epochs=1, verbose=0)
+        model.fit(batches(warm, len(x)), epochs=1, verbose=0, shuffle=False)
         return (time.perf_counter() - t0) / steps * 1000.0
 
 

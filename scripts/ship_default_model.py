@@ -121,6 +121,11 @@ def write_validation(bundle: Path, record: dict, m: dict) -> None:
             d = record["distill"]
             stages += (f", distilled from the unpruned model (soft-target weight {d['alpha']:g}, "
                        f"temperature {d['temperature']:g})")
+    if r.get("peer_heads"):
+        widths = ", ".join(str(w) for w in r["peer_heads"])
+        stages += (f", with peer heads (inner widths {widths}; {record.get('params_training', 0):,} parameters in "
+                   f"training) on the shared trunk, every head also learning the heads' mean (weight "
+                   f"{r['peer_alpha']:g}, temperature {r['peer_temperature']:g}); only the own head is shipped")
     text = f"""# Validation report: {bundle.name} bundle
 
 Int8 classifier `classifier.tflite` ({m['classifier_bytes']:,} bytes), measured {m['measured']}.

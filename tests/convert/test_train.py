@@ -617,6 +617,10 @@ def test_peer_heads_train_resume_and_export_only_the_own_head(tmp_path, monkeypa
     assert [h["epoch"] for h in record["history"]] == [1, 2]
     assert record["params"] == m0.count_params() < record["params_training"] == m.count_params()
     assert record["recipe"]["peer_heads"] == [48, 8]
+    from convert.ship import training_provenance  # what bundle.json keeps: both sizes, and none without peers
+
+    assert training_provenance(record)["params_training"] == m.count_params()
+    assert "params_training" not in training_provenance({k: v for k, v in record.items() if k != "params_training"})
     exported = keras.saving.load_model(cfg.out, compile=False)
     assert exported.count_params() == keras.saving.load_model(tmp_path / "m.keras", compile=False).count_params()
     x = np.random.default_rng(1).random((4, 48, 48, 1)).astype(np.float32)
