@@ -94,7 +94,11 @@ def _distillation(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from convert.recipes import get_recipe
     from convert.train import TrainConfig, train
+    from edge.errors import ConfigError
     from edge.preprocess import PreprocessSpec
+
+    if args.peer_heads is None and (args.peer_alpha is not None or args.peer_temperature is not None):
+        raise ConfigError("--peer-alpha / --peer-temperature need --peer-heads W,W")
 
     recipe = get_recipe(
         args.recipe, head=args.head, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,

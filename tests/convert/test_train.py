@@ -656,3 +656,7 @@ def test_peer_heads_come_from_the_cli(monkeypatch, tmp_path):
     monkeypatch.setattr(convert.train, "train", lambda cfg, progress: seen.append(cfg.recipe) or {"best": None})
     assert run(args) == 0
     assert (seen[0].peer_heads, seen[0].peer_alpha, seen[0].peer_temperature) == ((192, 96), 0.7, 2.0)
+    from edge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="need --peer-heads"):
+        run(parser.parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "m.keras"), "--peer-alpha", "0.7"]))
