@@ -194,12 +194,18 @@ def distillation_loss(eps: float, k: int, alpha: float, temperature: float) -> C
     def loss(mask, both):
         both = ops.cast(both, "float32")
         s, t = both[:, :k], both[:, k:]
-        pt = ops.softmax(t / temperature, axis=-1)
-        kl = ops.sum(pt * (ops.log_softmax(t / temperature, axis=-1) - ops.log_softmax(s / temperature, axis=-1)),
-                     axis=-1)
-        return (1.0 - alpha) * labels(mask, s) + alpha * temperature**2 * kl
+        return (1.0 - alpha) * labels(mask, s) + alpha * temperature**2 * tempered_kl(t, s, temperature)
 
     return loss
+
+
+def tempered_kl(teacher, student, temperature: float):
+    """Per-sample ``KL(softmax(teacher / T) || softmax(student / T))`` of two logit batches."""
+    from keras import ops
+
+    t = teacher / temperature
+    return ops.sum(ops.softmax(t, axis=-1) * (ops.log_softmax(t, axis=-1)
+                                             - ops.log_softmax(student / temperature, axis=-1)), axis=-1)
 
 
 def peer_loss(eps: float, k: int, heads: int, alpha: float, temperature: float) -> Callable:
@@ -213,11 +219,10 @@ def peer_loss(eps: float, k: int, heads: int, alpha: float, temperature: float) 
     def loss(mask, logits):
         z = ops.cast(logits, "float32")
         parts = [z[:, i * k:(i + 1) * k] for i in range(heads)]
-        teacher = ops.stop_gradient(sum(parts) / heads) / temperature
-        pt, log_pt = ops.softmax(teacher, axis=-1), ops.log_softmax(teacher, axis=-1)
+        teacher = ops.stop_gradient(sum(parts) / heads)
         total = 0.0
         for s in parts:
-            kl = ops.sum(pt * (log_pt - ops.log_softmax(s / temperature, axis=-1)), axis=-1)
+            kl = tempered_kl(teacher, s, temperature)
             total = total + (1.0 - alpha) * labels(mask, s) + alpha * temperature**2 * kl
         return total / heads
 
