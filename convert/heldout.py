@@ -26,13 +26,13 @@ from .datasets import FER_CLASSES, FER_VALENCE, _read, genki_split, list_class_f
 from .evaluate import confusion
 
 
-def fer_scores(bundle_path: str | Path, folder: str | Path, limit: int | None = None,
-               seed: int = 0) -> dict[str, Any]:
-    """7-class and valence accuracy (%) of a bundle on FER2013 class folders ``folder/<class>/*.jpg``.
+def fer_predictions(bundle_path: str | Path, folder: str | Path, limit: int | None = None,
+                    seed: int = 0) -> dict[str, Any]:
+    """Per-face truth and int8 predictions of a bundle on FER2013 class folders ``folder/<class>/*.jpg``.
 
-    A bundle with the 7 FER classes gets both figures; any other bundle (e.g. a
-    ``valence3`` head) gets valence accuracy only, ``class_accuracy`` is None.
-    ``limit`` takes a seeded random subset (same subset for the same seed).
+    Returns arrays aligned face by face: ``y`` / ``pred`` (FER_CLASSES indices; ``pred`` is None unless the
+    bundle has the 7 FER classes) and ``truth_valence`` / ``pred_valence`` (VALENCES indices). ``limit`` takes
+    a seeded random subset (same subset for the same seed).
     """
     b = load_bundle(bundle_path, require_detector=False)
     classes = tuple(b.manifest.classes)
@@ -46,24 +46,38 @@ def fer_scores(bundle_path: str | Path, folder: str | Path, limit: int | None = 
     with Classifier(b) as clf:
         probs = clf.probabilities(crops)
         val = clf.valence_probabilities(probs)
-    truth_val = np.array([VALENCES.index(FER_VALENCE[FER_CLASSES[k]]) for k in y])
-    seven = classes == FER_CLASSES
+    return {"y": y, "pred": probs.argmax(1) if classes == FER_CLASSES else None,
+            "truth_valence": np.array([VALENCES.index(FER_VALENCE[FER_CLASSES[k]]) for k in y]),
+            "pred_valence": val.argmax(1)}
+
+
+def fer_scores(bundle_path: str | Path, folder: str | Path, limit: int | None = None,
+               seed: int = 0) -> dict[str, Any]:
+    """7-class and valence accuracy (%) of a bundle on FER2013 class folders ``folder/<class>/*.jpg``.
+
+    A bundle with the 7 FER classes gets both figures; any other bundle (e.g. a
+    ``valence3`` head) gets valence accuracy only, ``class_accuracy`` is None.
+    ``limit`` takes a seeded random subset (same subset for the same seed).
+    """
+    f = fer_predictions(bundle_path, folder, limit, seed)
+    y, pred, tv, pv = f["y"], f["pred"], f["truth_valence"], f["pred_valence"]
+    seven = pred is not None
     return {
         "n": len(y),
-        "class_accuracy": round(100.0 * float(np.mean(probs.argmax(1) == y)), 2) if seven else None,
-        "valence_accuracy": round(100.0 * float(np.mean(val.argmax(1) == truth_val)), 2),
+        "class_accuracy": round(100.0 * float(np.mean(pred == y)), 2) if seven else None,
+        "valence_accuracy": round(100.0 * float(np.mean(pv == tv)), 2),
         # Rows: truth, columns: prediction (counts), in FER_CLASSES / VALENCES order.
-        "confusion": confusion(y, probs.argmax(1), len(FER_CLASSES), missed=False) if seven else None,
-        "valence_confusion": confusion(truth_val, val.argmax(1), len(VALENCES), missed=False),
+        "confusion": confusion(y, pred, len(FER_CLASSES), missed=False) if seven else None,
+        "valence_confusion": confusion(tv, pv, len(VALENCES), missed=False),
     }
 
 
-def genki_scores(bundle_path: str | Path, genki: str | Path, test_fraction: float = 0.3,
-                 split: str = "test") -> dict[str, Any]:
-    """Positive-vs-not accuracy (%) on GENKI photos through the full device path; misses are errors.
+def genki_outcomes(bundle_path: str | Path, genki: str | Path, test_fraction: float = 0.3,
+                   split: str = "test") -> list[str]:
+    """Per-photo outcome on GENKI through the full device path, in ``labels.csv`` order of the split.
 
-    Also counts the errors by kind: ``false_positives`` (not smiling, read as positive) and
-    ``false_negatives`` (smiling, read as neutral or negative); ``missed`` faces are the rest.
+    Each photo is ``"right"``, ``"false_positive"`` (not smiling, read as positive), ``"false_negative"``
+    (smiling, read as neutral or negative) or ``"missed"`` (no face found).
     """
     from edge.pipeline import Pipeline, PipelineOptions
 
@@ -74,23 +88,33 @@ def genki_scores(bundle_path: str | Path, genki: str | Path, test_fraction: floa
     rows = [r for r, k in zip(rows, pick) if k]
     # The options `emotion-edge analyze` uses on photos (score 0.6, zoom on a miss).
     pipe = Pipeline.from_bundle(bundle_path, PipelineOptions(score_threshold=0.6, zoom_on_miss=True))
-    correct = missed = false_pos = false_neg = 0
+    out = []
     try:
         for f, smile in rows:
             faces = pipe.detect_and_classify(_read(genki / "files" / f, gray=False))
             if not faces:
-                missed += 1
+                out.append("missed")
                 continue
             pred = faces[0][1]
             positive = max(pred.valence, key=pred.valence.get) == "positive"
-            correct += int(positive == bool(smile))
-            false_pos += int(positive and not smile)
-            false_neg += int(smile and not positive)
+            out.append("right" if positive == bool(smile) else "false_positive" if positive else "false_negative")
     finally:
         pipe.close()
-    return {"n": len(rows), "missed": missed, "smile_accuracy": round(100.0 * correct / max(1, len(rows)), 2),
-            "false_positives": false_pos, "false_negatives": false_neg, "split": split,
-            "test_fraction": test_fraction}
+    return out
+
+
+def genki_scores(bundle_path: str | Path, genki: str | Path, test_fraction: float = 0.3,
+                 split: str = "test") -> dict[str, Any]:
+    """Positive-vs-not accuracy (%) on GENKI photos through the full device path; misses are errors.
+
+    Also counts the errors by kind: ``false_positives`` (not smiling, read as positive) and
+    ``false_negatives`` (smiling, read as neutral or negative); ``missed`` faces are the rest.
+    """
+    out = genki_outcomes(bundle_path, genki, test_fraction, split)
+    return {"n": len(out), "missed": out.count("missed"),
+            "smile_accuracy": round(100.0 * out.count("right") / max(1, len(out)), 2),
+            "false_positives": out.count("false_positive"), "false_negatives": out.count("false_negative"),
+            "split": split, "test_fraction": test_fraction}
 
 
 def classifier_latency_ms(bundle_path: str | Path, runs: int = 300, threads: int = 1) -> float:
