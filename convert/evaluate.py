@@ -175,14 +175,37 @@ class Scores:
         return {k: v for k, v in self.__dict__.items()}
 
 
-def score(probs: np.ndarray, data: EvalData, labelset: LabelSet) -> Scores:
-    """Metrics for face probabilities ``(F, K)`` aligned with ``data.face_index``; missed faces are errors."""
-    truth = truth_for(data.labels, labelset)
+def predictions(probs: np.ndarray, data: EvalData, labelset: LabelSet) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample predicted class and valence index from face probabilities ``(F, K)``; -1 for a missed face."""
     pred_cls = np.full(data.n, -1)
     pred_val = np.full(data.n, -1)
     if len(probs):
         pred_cls[data.face_index] = probs.argmax(1)
         pred_val[data.face_index] = (probs @ valence_matrix(labelset)).argmax(1)
+    return pred_cls, pred_val
+
+
+def correct_per_sample(probs: np.ndarray, data: EvalData, labelset: LabelSet) -> dict[str, np.ndarray]:
+    """Right / wrong per sample for each figure the labels allow (``class``, ``valence``, ``smile``).
+
+    Each array covers the samples that carry that kind of label, in sample order; a missed face is wrong.
+    """
+    truth = truth_for(data.labels, labelset)
+    pred_cls, pred_val = predictions(probs, data, labelset)
+    out = {}
+    if (has := truth.cls >= 0).any():
+        out["class"] = pred_cls[has] == truth.cls[has]
+    if (has := truth.val >= 0).any():
+        out["valence"] = pred_val[has] == truth.val[has]
+    if (has := truth.smile >= 0).any():
+        out["smile"] = (pred_val[has] == VALENCES.index("positive")) == (truth.smile[has] == 1)
+    return out
+
+
+def score(probs: np.ndarray, data: EvalData, labelset: LabelSet) -> Scores:
+    """Metrics for face probabilities ``(F, K)`` aligned with ``data.face_index``; missed faces are errors."""
+    truth = truth_for(data.labels, labelset)
+    pred_cls, pred_val = predictions(probs, data, labelset)
     k = len(labelset)
     out = Scores(data.n, data.missed, None, None, None)
     has_c = truth.cls >= 0

@@ -26,13 +26,13 @@ from .datasets import FER_CLASSES, FER_VALENCE, _read, genki_split, list_class_f
 from .evaluate import confusion
 
 
-def fer_predictions(bundle_path: str | Path, folder: str | Path, limit: int | None = None,
-                    seed: int = 0) -> dict[str, Any]:
-    """Per-face truth and int8 predictions of a bundle on FER2013 class folders ``folder/<class>/*.jpg``.
+def fer_scores(bundle_path: str | Path, folder: str | Path, limit: int | None = None,
+               seed: int = 0) -> dict[str, Any]:
+    """7-class and valence accuracy (%) of a bundle on FER2013 class folders ``folder/<class>/*.jpg``.
 
-    Returns arrays aligned face by face: ``y`` / ``pred`` (FER_CLASSES indices; ``pred`` is None unless the
-    bundle has the 7 FER classes) and ``truth_valence`` / ``pred_valence`` (VALENCES indices). ``limit`` takes
-    a seeded random subset (same subset for the same seed).
+    A bundle with the 7 FER classes gets both figures; any other bundle (e.g. a
+    ``valence3`` head) gets valence accuracy only, ``class_accuracy`` is None.
+    ``limit`` takes a seeded random subset (same subset for the same seed).
     """
     b = load_bundle(bundle_path, require_detector=False)
     classes = tuple(b.manifest.classes)
@@ -46,29 +46,15 @@ def fer_predictions(bundle_path: str | Path, folder: str | Path, limit: int | No
     with Classifier(b) as clf:
         probs = clf.probabilities(crops)
         val = clf.valence_probabilities(probs)
-    return {"y": y, "pred": probs.argmax(1) if classes == FER_CLASSES else None,
-            "truth_valence": np.array([VALENCES.index(FER_VALENCE[FER_CLASSES[k]]) for k in y]),
-            "pred_valence": val.argmax(1)}
-
-
-def fer_scores(bundle_path: str | Path, folder: str | Path, limit: int | None = None,
-               seed: int = 0) -> dict[str, Any]:
-    """7-class and valence accuracy (%) of a bundle on FER2013 class folders ``folder/<class>/*.jpg``.
-
-    A bundle with the 7 FER classes gets both figures; any other bundle (e.g. a
-    ``valence3`` head) gets valence accuracy only, ``class_accuracy`` is None.
-    ``limit`` takes a seeded random subset (same subset for the same seed).
-    """
-    f = fer_predictions(bundle_path, folder, limit, seed)
-    y, pred, tv, pv = f["y"], f["pred"], f["truth_valence"], f["pred_valence"]
-    seven = pred is not None
+    truth_val = np.array([VALENCES.index(FER_VALENCE[FER_CLASSES[k]]) for k in y])
+    seven = classes == FER_CLASSES
     return {
         "n": len(y),
-        "class_accuracy": round(100.0 * float(np.mean(pred == y)), 2) if seven else None,
-        "valence_accuracy": round(100.0 * float(np.mean(pv == tv)), 2),
+        "class_accuracy": round(100.0 * float(np.mean(probs.argmax(1) == y)), 2) if seven else None,
+        "valence_accuracy": round(100.0 * float(np.mean(val.argmax(1) == truth_val)), 2),
         # Rows: truth, columns: prediction (counts), in FER_CLASSES / VALENCES order.
-        "confusion": confusion(y, pred, len(FER_CLASSES), missed=False) if seven else None,
-        "valence_confusion": confusion(tv, pv, len(VALENCES), missed=False),
+        "confusion": confusion(y, probs.argmax(1), len(FER_CLASSES), missed=False) if seven else None,
+        "valence_confusion": confusion(truth_val, val.argmax(1), len(VALENCES), missed=False),
     }
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .heldout import fer_predictions, genki_outcomes
+from .heldout import genki_outcomes
 
 
 def mcnemar_exact(only_a: int, only_b: int) -> float:
@@ -62,19 +62,32 @@ def paired(figure: str, right_a: np.ndarray, right_b: np.ndarray) -> PairedResul
                         int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum()))
 
 
-def compare_on_fer(bundle_a: str | Path, bundle_b: str | Path, folder: str | Path,
-                   limit: int | None = None) -> list[PairedResult]:
-    """7-class (when both bundles have the FER classes) and valence, face by face on FER2013 class folders."""
-    a, b = (fer_predictions(x, folder, limit) for x in (bundle_a, bundle_b))
-    out = []
-    if a["pred"] is not None and b["pred"] is not None:
-        out.append(paired("FER 7-class", a["pred"] == a["y"], b["pred"] == b["y"]))
-    out.append(paired("FER valence (3-class)", a["pred_valence"] == a["truth_valence"],
-                      b["pred_valence"] == b["truth_valence"]))
-    return out
-
-
 def compare_on_genki(bundle_a: str | Path, bundle_b: str | Path, genki: str | Path) -> PairedResult:
     """Positive vs not on GENKI's held-out split, full device path (a missed face is an error), photo by photo."""
     a, b = (np.array(genki_outcomes(x, genki)) == "right" for x in (bundle_a, bundle_b))
     return paired("GENKI held-out", a, b)
+
+
+FIGURE_NAMES = {"class": "{k}-class", "valence": "valence (3-class)", "smile": "smile (positive vs not)"}
+
+
+def compare_on_data(bundle_a: str | Path, bundle_b: str | Path, data: list[str], *, cropped: str = "auto",
+                    limit: int | None = None, threads: int = 1) -> list[PairedResult]:
+    """Both bundles on the same labelled samples (``emotion-edge eval``'s sources and rules), figure by figure.
+
+    Each bundle crops the data with its own preprocessing; a photo whose face is missed is wrong. The class
+    figure is compared only when both bundles have the same classes.
+    """
+    from edge.errors import ConfigError
+
+    from .evaluate_bundle import bundle_correctness
+
+    ids_a, classes_a, right_a = bundle_correctness(bundle_a, data, cropped=cropped, limit=limit, threads=threads)
+    ids_b, classes_b, right_b = bundle_correctness(bundle_b, data, cropped=cropped, limit=limit, threads=threads)
+    if ids_a != ids_b:  # both read the same sources with the same seeded subset; guard the pairing anyway
+        raise ConfigError(f"the two bundles were scored on different samples of {data}; cannot pair them")
+    out = []
+    for key, fmt in FIGURE_NAMES.items():
+        if key in right_a and key in right_b and (key != "class" or classes_a == classes_b):
+            out.append(paired(fmt.format(k=len(classes_a)), right_a[key], right_b[key]))
+    return out

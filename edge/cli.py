@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calibrate": ("calibration.commands.calibrate", "build an int8 calibration set through the device crop path"),
     "convert": ("convert.commands.convert", "Keras/SavedModel -> pruned full-int8 bundle with validation report"),
     "eval": ("convert.commands.eval", "accuracy of a bundle on labelled faces or photos, as on the device"),
+    "compare": ("convert.commands.compare", "two bundles sample by sample on the same labelled data (exact McNemar)"),
     "train": ("convert.commands.train", "train a valence classifier from scratch (workstation, needs TensorFlow)"),
 }
 

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="a seeded random subset of N FER faces")
     args = ap.parse_args(argv)
 
-    from convert.paired import compare_on_fer, compare_on_genki
+    from convert.paired import compare_on_data, compare_on_genki
     from edge.bundle import load_bundle
     from edge.errors import EmotionEdgeError
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        results = compare_on_fer(args.bundle_a, args.bundle_b, fer, args.limit)
+        results = compare_on_data(args.bundle_a, args.bundle_b, [str(fer)], limit=args.limit)
         if not args.no_genki:
             results.append(compare_on_genki(args.bundle_a, args.bundle_b, genki))
     except EmotionEdgeError as e:

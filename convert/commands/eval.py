@@ -11,6 +11,11 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", help="bundle directory or archive")
+    add_data_arguments(parser)
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """DATA... and how to read and score it (shared with ``compare``)."""
     parser.add_argument("data", nargs="+", metavar="DATA", help="class-folder tree, labels.csv or fer2013.csv")
     crop = parser.add_mutually_exclusive_group()
     crop.add_argument("--cropped", dest="cropped", action="store_const", const="yes", default="auto",

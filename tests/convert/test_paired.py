@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from support import DATA, ROOT, needs_data
 
-from convert.paired import compare_on_fer, compare_on_genki, mcnemar_exact, paired
+from convert.paired import compare_on_data, compare_on_genki, mcnemar_exact, paired
 from edge.pipeline import default_bundle_path
 
 FER_VAL = DATA / "fer2013" / "val"
@@ -51,19 +52,36 @@ def test_paired_counts_discordant_items() -> None:
 
 
 @needs_data
-def test_compare_on_fer_pairs_the_same_faces(tiny_bundle: Path) -> None:
-    from convert.heldout import fer_scores
+def test_compare_on_data_pairs_the_same_faces_as_eval_scores_them(tiny_bundle: Path) -> None:
+    from convert.evaluate_bundle import evaluate_bundle
 
     default = default_bundle_path()
-    seven, valence = compare_on_fer(default, tiny_bundle, FER_VAL, limit=300)
+    seven, valence = compare_on_data(default, tiny_bundle, [str(FER_VAL)], limit=280)
+    assert (seven.figure, valence.figure) == ("7-class", "valence (3-class)")
     for bundle, right in ((default, "right_a"), (tiny_bundle, "right_b")):
-        s = fer_scores(bundle, FER_VAL, limit=300)
-        assert getattr(seven, right) == round(s["class_accuracy"] * 3)
-        assert getattr(valence, right) == round(s["valence_accuracy"] * 3)
+        s = evaluate_bundle(bundle, [str(FER_VAL)], limit=280)["scores"]
+        assert getattr(seven, right) == round(s["class_accuracy"] * 2.8)
+        assert getattr(valence, right) == round(s["valence_accuracy"] * 2.8)
     # A trained model against random weights: the split is far from even.
     assert seven.only_a > 3 * seven.only_b and seven.p_value < 1e-6
-    same = compare_on_fer(default, default, FER_VAL, limit=100)
+    same = compare_on_data(default, default, [str(FER_VAL)], limit=70)
     assert all(r.only_a == r.only_b == 0 and r.p_value == 1.0 for r in same)
+
+
+@needs_data
+def test_cli_compare_on_photos_counts_missed_faces_as_wrong(genki_dir: Path, capsys: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    from edge.cli import main
+
+    d = str(default_bundle_path())
+    assert main(["compare", d, d, str(genki_dir / "labels.csv"), "--limit", "30", "--json"]) == 0
+    (smile,) = json.loads(capsys.readouterr().out)  # GENKI labels carry smiles only
+    assert smile["figure"] == "smile (positive vs not)" and smile["n"] == 30
+    assert smile["only_a"] == smile["only_b"] == 0 and smile["p_value"] == 1.0
+    assert main(["compare", d, d, str(FER_VAL), "--limit", "14"]) == 0
+    assert "7-class" in capsys.readouterr().out
+    assert main(["compare", d, str(genki_dir / "nope"), str(FER_VAL)]) != 0
+    assert "bundle not found" in capsys.readouterr().err
 
 
 @needs_data
@@ -87,9 +105,9 @@ def _script():  # type: ignore[no-untyped-def]
 @needs_data
 def test_script_prints_one_line_per_figure(capsys: pytest.CaptureFixture[str]) -> None:
     d = str(default_bundle_path())
-    assert _script().main([d, d, "--data", str(DATA), "--no-genki", "--limit", "50"]) == 0
+    assert _script().main([d, d, "--data", str(DATA), "--no-genki", "--limit", "49"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line.split()[0:2] for line in out[2:]] == [["FER", "7-class"], ["FER", "valence"]]
+    assert [line.split()[0] for line in out[2:]] == ["7-class", "valence"]
     assert all("right only with A 0, only with B 0, exact McNemar p = 1.000" in line for line in out[2:])
 
 
@@ -103,4 +121,4 @@ def test_script_errors_name_what_is_missing(tmp_path: Path, capsys: pytest.Captu
     assert _script().main([d, d, "--data", str(tmp_path)]) == 2
     assert "genki4k/labels.csv not found; pass --no-genki" in capsys.readouterr().err
     assert _script().main([d, d, "--data", str(tmp_path), "--no-genki"]) == 2
-    assert "no images found in class folders" in capsys.readouterr().err
+    assert "no images found" in capsys.readouterr().err
