@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
                     help="folder with fer2013/val and genki4k (default: ../shared/data)")
     ap.add_argument("--no-genki", action="store_true", help="FER2013 val only (GENKI runs the detector: slower)")
-    ap.add_argument("--limit", type=int, default=None, help="a seeded random subset of N FER faces")
+    ap.add_argument("--limit", type=int, default=None, help="a class-balanced subset of N FER faces")
     args = ap.parse_args(argv)
 
     from convert.paired import compare_on_data, compare_on_genki
