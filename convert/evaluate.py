@@ -190,8 +190,10 @@ def correct_per_sample(probs: np.ndarray, data: EvalData, labelset: LabelSet) ->
 
     Each array covers the samples that carry that kind of label, in sample order; a missed face is wrong.
     """
-    truth = truth_for(data.labels, labelset)
-    pred_cls, pred_val = predictions(probs, data, labelset)
+    return _correct(truth_for(data.labels, labelset), *predictions(probs, data, labelset))
+
+
+def _correct(truth: Truth, pred_cls: np.ndarray, pred_val: np.ndarray) -> dict[str, np.ndarray]:
     out = {}
     if (has := truth.cls >= 0).any():
         out["class"] = pred_cls[has] == truth.cls[has]
@@ -206,24 +208,23 @@ def score(probs: np.ndarray, data: EvalData, labelset: LabelSet) -> Scores:
     """Metrics for face probabilities ``(F, K)`` aligned with ``data.face_index``; missed faces are errors."""
     truth = truth_for(data.labels, labelset)
     pred_cls, pred_val = predictions(probs, data, labelset)
+    right = _correct(truth, pred_cls, pred_val)
     k = len(labelset)
     out = Scores(data.n, data.missed, None, None, None)
     has_c = truth.cls >= 0
     if has_c.any():
-        out.class_accuracy = _pct(pred_cls[has_c] == truth.cls[has_c])
+        out.class_accuracy = _pct(right["class"])
         out.class_confusion = confusion(truth.cls[has_c], pred_cls[has_c], k)
         out.class_recall = {c: _pct(pred_cls[has_c & (truth.cls == i)] == i)
                             for i, c in enumerate(labelset.classes) if (has_c & (truth.cls == i)).any()}
     has_v = truth.val >= 0
     if has_v.any():
-        out.valence_accuracy = _pct(pred_val[has_v] == truth.val[has_v])
+        out.valence_accuracy = _pct(right["valence"])
         out.valence_confusion = confusion(truth.val[has_v], pred_val[has_v], len(VALENCES))
         out.valence_recall = {v: _pct(pred_val[has_v & (truth.val == i)] == i)
                               for i, v in enumerate(VALENCES) if (has_v & (truth.val == i)).any()}
-    has_s = truth.smile >= 0
-    if has_s.any():
-        positive = pred_val == VALENCES.index("positive")
-        out.smile_accuracy = _pct(positive[has_s] == (truth.smile[has_s] == 1))
+    if "smile" in right:
+        out.smile_accuracy = _pct(right["smile"])
     return out
 
 
