@@ -11,6 +11,7 @@ Needs no TensorFlow: only the device runtime.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from math import comb
 from pathlib import Path
@@ -72,7 +73,8 @@ FIGURE_NAMES = {"class": "{k}-class", "valence": "valence (3-class)", "smile": "
 
 
 def compare_on_data(bundle_a: str | Path, bundle_b: str | Path, data: list[str], *, cropped: str = "auto",
-                    limit: int | None = None, threads: int = 1) -> list[PairedResult]:
+                    limit: int | None = None, threads: int = 1,
+                    progress: Callable[[int, int], None] | None = None) -> list[PairedResult]:
     """Both bundles on the same labelled samples (``emotion-edge eval``'s sources and rules), figure by figure.
 
     Each bundle crops the data with its own preprocessing; a photo whose face is missed is wrong. The class
@@ -82,8 +84,9 @@ def compare_on_data(bundle_a: str | Path, bundle_b: str | Path, data: list[str],
 
     from .evaluate_bundle import bundle_correctness
 
-    ids_a, classes_a, right_a = bundle_correctness(bundle_a, data, cropped=cropped, limit=limit, threads=threads)
-    ids_b, classes_b, right_b = bundle_correctness(bundle_b, data, cropped=cropped, limit=limit, threads=threads)
+    kw = dict(cropped=cropped, limit=limit, threads=threads, progress=progress)
+    ids_a, classes_a, right_a = bundle_correctness(bundle_a, data, **kw)  # type: ignore[arg-type]
+    ids_b, classes_b, right_b = bundle_correctness(bundle_b, data, **kw)  # type: ignore[arg-type]
     if ids_a != ids_b:  # both read the same sources with the same seeded subset; guard the pairing anyway
         raise ConfigError(f"the two bundles were scored on different samples of {data}; cannot pair them")
     out = []

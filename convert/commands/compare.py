@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from .eval import add_data_arguments
+from .eval import add_data_arguments, progress_bar
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,8 +27,9 @@ def run(args: argparse.Namespace) -> int:
 
     for b in (args.bundle_a, args.bundle_b):  # a broken bundle fails before the other one is measured
         load_bundle(b)
-    results = compare_on_data(args.bundle_a, args.bundle_b, args.data, cropped=args.cropped, limit=args.limit,
-                              threads=args.threads)
+    with progress_bar("compare", args.json) as progress:
+        results = compare_on_data(args.bundle_a, args.bundle_b, args.data, cropped=args.cropped, limit=args.limit,
+                                  threads=args.threads, progress=progress)
     if args.json:
         print(json.dumps([{**asdict(r), "p_value": r.p_value} for r in results], indent=2))
         return 0

@@ -7,6 +7,8 @@ and crop, and a photo whose face is missed counts as an error. Needs no TensorFl
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Callable, Iterator
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,25 +29,33 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1)
 
 
-def run(args: argparse.Namespace) -> int:
-    import json
-
-    import contextlib
-
-    from convert.evaluate_bundle import evaluate_bundle
-
-    try:  # tqdm comes with the [convert] extra; eval also runs on a lean [edge] install
+@contextlib.contextmanager
+def progress_bar(desc: str, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar fed by ``progress(done, total)`` callbacks (restarts when ``done`` goes back); None without
+    tqdm, which comes with the [convert] extra: eval also runs on a lean [edge] install."""
+    try:
         from tqdm import tqdm
     except ImportError:
-        tqdm = None
-    bar_cm = tqdm(unit="img", desc="eval", leave=False, disable=args.json) if tqdm else contextlib.nullcontext()
-    with bar_cm as bar:
+        yield None
+        return
+    with tqdm(unit="img", desc=desc, leave=False, disable=quiet) as bar:
         def progress(done: int, total: int) -> None:
+            if done < bar.n:  # the next pass (compare: the second bundle)
+                bar.reset()
             bar.total = total
             bar.update(done - bar.n)
 
+        yield progress
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from convert.evaluate_bundle import evaluate_bundle
+
+    with progress_bar("eval", args.json) as progress:
         result = evaluate_bundle(args.bundle, args.data, cropped=args.cropped, limit=args.limit,
-                                 threads=args.threads, progress=progress if bar is not None else None)
+                                 threads=args.threads, progress=progress)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
