@@ -324,8 +324,13 @@ def epoch_dataset(x: np.ndarray, mask: np.ndarray, w: np.ndarray, recipe: Recipe
 
     # Without autotuning, two map calls overlap augmentation of the next batch with the training step.
     ds = ds.map(aug, num_parallel_calls=tf.data.AUTOTUNE if autotune else 2).prefetch(2)
-    if autotune:
-        return ds
+    return ds if autotune else without_autotuning(ds)
+
+
+def without_autotuning(ds):  # type: ignore[no-untyped-def]
+    """``ds`` with tf.data autotuning off (see ``epoch_dataset``: the autotuner stalls epochs on 2 cores)."""
+    import tensorflow as tf
+
     opts = tf.data.Options()
     opts.autotune.enabled = False
     return ds.with_options(opts)

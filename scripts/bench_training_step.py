@@ -33,6 +33,7 @@ def step_ms(recipe_name: str, fused: bool, steps: int, precision: str) -> float:
 
     from convert.fused_batchnorm import fused_batchnorm
     from convert.recipes import build_model, get_recipe
+    from convert.train import without_autotuning
 
     keras.mixed_precision.set_global_policy(precision)
     r = get_recipe(recipe_name)
@@ -46,10 +47,8 @@ def step_ms(recipe_name: str, fused: bool, steps: int, precision: str) -> float:
         warm = r.batch_size * 3
 
         def batches(lo: int, hi: int):
-            opts = tf.data.Options()
-            opts.autotune.enabled = False
-            ds = tf.data.Dataset.from_tensor_slices((x[lo:hi], y[lo:hi])).batch(r.batch_size).prefetch(2)
-            return ds.with_options(opts)
+            return without_autotuning(
+                tf.data.Dataset.from_tensor_slices((x[lo:hi], y[lo:hi])).batch(r.batch_size).prefetch(2))
 
         model.fit(batches(0, warm), epochs=1, verbose=0, shuffle=False)
         t0 = time.perf_counter()
