@@ -74,6 +74,17 @@ class Recipe(BaseModel):
         0.5, ge=0, le=1, description="with peer_heads: weight of the distillation term, (1 - a) label loss + "
         "a T^2 KL(ensemble_T || head_T) for every head")
     peer_temperature: float = Field(3.0, gt=0, description="with peer_heads: softmax temperature T of that term")
+    swa_epochs: int = Field(
+        0, ge=0, description="stochastic weight averaging (Izmailov et al. 2018): after the cosine schedule, train "
+        "this many more epochs at the constant swa_lr and average their end-of-epoch weights (BatchNorm statistics "
+        "recomputed); 0 = off. Training only: the export has the same size and latency")
+    swa_lr: float | None = Field(
+        None, gt=0, description="with swa_epochs: the constant learning rate of that phase; None = 0.15 x lr")
+
+    @property
+    def swa_learning_rate(self) -> float:
+        """The SWA phase's constant learning rate."""
+        return self.swa_lr if self.swa_lr is not None else 0.15 * self.lr
 
     @field_validator("peer_heads")
     @classmethod

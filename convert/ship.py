@@ -73,6 +73,8 @@ def training_provenance(record: dict[str, Any]) -> dict[str, Any]:
     """What ``bundle.json`` keeps of a training record: enough to rebuild the model."""
     keep = ("recipe", "seed", "data", "precision", "params", "best", "exported", "host", "distill")
     out = {k: record.get(k) for k in keep}
+    if "swa" in record:  # the weight-averaging phase: its epochs, learning rate and val scores
+        out["swa"] = record["swa"]
     if "params_training" in record:  # peer heads: the training model was larger than the shipped one
         out["params_training"] = record["params_training"]
     out["epochs_run"] = len(record.get("history", []))

@@ -18,9 +18,10 @@ model's tempered softmax towards the teacher's on the same augmented batch.
 Every epoch writes ``last.keras`` (model + optimizer), ``state.json`` (epoch,
 history, best) and, when validation accuracy improves, ``best.keras`` into the
 work folder, so an interrupted run continues with ``--resume`` and a usable model
-exists at any time. Shuffling is seeded by ``(seed, epoch)`` and augmentation keyed by
-``(seed, epoch, batch)``, so a resumed run sees the same batches as an uninterrupted one, and two
-uninterrupted runs on one machine train bit-identical weights.
+exists at any time. Shuffling is seeded by ``(seed, epoch)``, augmentation keyed by
+``(seed, epoch, batch)`` and the dropout RNG states are checkpointed (``last.seeds.npz``), so a
+resumed run sees the same batches and dropout masks as an uninterrupted one, and on one machine
+it trains the same weights.
 """
 
 from __future__ import annotations
@@ -354,14 +355,20 @@ def _lr_schedule(recipe: Recipe, steps_per_epoch: int):
 
     total = recipe.epochs * steps_per_epoch
     warm = int(recipe.warmup_epochs * steps_per_epoch)
-    return keras.optimizers.schedules.CosineDecay(
+    cosine = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=recipe.lr / 20.0, decay_steps=max(1, total - warm), alpha=0.01,
         warmup_target=recipe.lr, warmup_steps=warm,
     )
+    if not recipe.swa_epochs:
+        return cosine
+    from .swa import CosineThenConstant
+
+    return CosineThenConstant(cosine, total, recipe.swa_learning_rate)
 
 
 def make_optimizer(recipe: Recipe, steps_per_epoch: int):
-    """The recipe's optimizer on its warm-up + cosine schedule (gradients clipped to norm 5)."""
+    """The recipe's optimizer on its warm-up + cosine schedule, then the constant SWA rate if the recipe has an SWA
+    phase (gradients clipped to norm 5)."""
     import keras
 
     lr = _lr_schedule(recipe, steps_per_epoch)
@@ -406,8 +413,10 @@ def train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None = Non
 
 def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> dict[str, Any]:
     _scaled_spec(cfg.preprocess)
-    if cfg.export_epoch not in ("best", "last"):
-        raise ConfigError(f"export epoch {cfg.export_epoch!r}: choose best or last")
+    if cfg.export_epoch not in ("best", "last", "swa"):
+        raise ConfigError(f"export epoch {cfg.export_epoch!r}: choose best, last or swa")
+    if cfg.export_epoch == "swa" and not cfg.recipe.swa_epochs:
+        raise ConfigError("exporting the weight average needs an SWA phase: pass --swa-epochs N")
     if cfg.preprocess.input_size != cfg.recipe.input_size:
         raise ConfigError(
             f"recipe {cfg.recipe.name} expects {cfg.recipe.input_size} px inputs, preprocess says "
@@ -510,10 +519,17 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
             raise ConfigError(f"{work}: optimizer state does not match the model; start a new run")
         for var, value in zip(opt.variables, saved):
             var.assign(value)
+        _restore_seed_states(model, work / "last.seeds.npz")
     record["params"] = int(own.count_params())
     if own is not model:
         record["params_training"] = int(model.count_params())
-    for epoch in range(start_epoch, cfg.recipe.epochs):
+    total_epochs = cfg.recipe.epochs + cfg.recipe.swa_epochs
+    average = None
+    if cfg.recipe.swa_epochs:
+        from .swa import WeightAverage
+
+        average = WeightAverage.load(work / "swa.npz", max(0, start_epoch - cfg.recipe.epochs))
+    for epoch in range(start_epoch, total_epochs):
         t0 = time.time()
         ds = epoch_dataset(x, mask, w, cfg.recipe, cfg.seed, epoch)
         h = fitter.fit(ds, epochs=1, verbose=0, shuffle=False)
@@ -528,14 +544,19 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
         score, best_score = (val_acc, "val_acc") if cfg.recipe.head == "fer7" else (val_val, "val_valence_acc")
         # Without val data there is no score: the latest epoch counts as best (not the first).
         is_best = record["best"] is None or math.isnan(score) or score > record["best"][best_score]
-        er = EpochResult(epoch + 1, cfg.recipe.epochs, secs, float(h.history["loss"][-1]),
+        er = EpochResult(epoch + 1, total_epochs, secs, float(h.history["loss"][-1]),
                          float(h.history["_set_accuracy"][-1]), val_acc, val_val, lr, is_best)
         record["history"].append({k: v for k, v in er.__dict__.items() if k not in ("epochs",)})
         model.save(work / "last.keras.tmp.keras")
         np.savez(work / "last.optimizer.tmp.npz",
                  **{f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(opt.variables)})
+        np.savez(work / "last.seeds.tmp.npz",
+                 **{f"s{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(seed_states(model))})
         os.replace(work / "last.optimizer.tmp.npz", work / "last.optimizer.npz")
+        os.replace(work / "last.seeds.tmp.npz", work / "last.seeds.npz")
         os.replace(work / "last.keras.tmp.keras", work / "last.keras")
+        if average is not None and epoch >= cfg.recipe.epochs:
+            average.update(model.get_weights())
         if is_best:
             record["best"] = {"epoch": epoch + 1, "val_acc": val_acc, "val_valence_acc": val_val}
             model.save(work / "best.keras.tmp.keras")
@@ -543,8 +564,54 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
         _write_json(state_path, record)
         if progress:
             progress(er)
+    if average is not None:
+        record["swa"] = _write_average(cfg, model, own, average, x, mask, w, val)
+        _write_json(state_path, record)
     finalize(cfg, record)
     return record
+
+
+def _write_average(cfg: TrainConfig, model, own, average, x: np.ndarray, mask: np.ndarray, w: np.ndarray,
+                   val: FaceSet | None) -> dict[str, Any]:
+    """Write ``swa.keras``: the SWA phase's weight average with BatchNorm statistics recomputed over one augmented
+    pass of the training set (the batches of the epoch after the last); return its record (epochs, val scores)."""
+    from .swa import recompute_batchnorm
+
+    r = cfg.recipe
+    average.apply_to(model)
+    ds = epoch_dataset(x, mask, w, r, cfg.seed, r.epochs + r.swa_epochs)
+    batches = recompute_batchnorm(model, (xb for xb, _, _ in ds))
+    model.save(cfg.work / "swa.tmp.keras")
+    os.replace(cfg.work / "swa.tmp.keras", cfg.work / "swa.keras")
+    out: dict[str, Any] = {"epochs": [r.epochs + 1, r.epochs + r.swa_epochs], "lr": r.swa_learning_rate,
+                           "batchnorm_batches": batches, "val_acc": None, "val_valence_acc": None}
+    if val is not None:
+        p = predict_probs(own, val.x, r.flip_tta, tta_zoom=r.tta_zoom)
+        out["val_acc"] = float(np.mean(p.argmax(1) == val.y)) if r.head == "fer7" else None
+        out["val_valence_acc"] = valence_accuracy(p, val.y)
+    log.info("weight average of epochs %d-%d: val %s, valence %s", *out["epochs"], out["val_acc"],
+             out["val_valence_acc"])
+    return out
+
+
+def seed_states(model) -> list:  # type: ignore[no-untyped-def]
+    """The model's dropout RNG states: Keras ``SeedGenerator`` variables, which are not among its weights and so
+    not in ``last.keras``. Restoring them on resume gives the dropout masks an uninterrupted run would draw."""
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
+def _restore_seed_states(model, path: Path) -> None:  # type: ignore[no-untyped-def]
+    states = seed_states(model)
+    if not path.is_file():  # a run checkpointed before the file existed: it resumes, with other dropout masks
+        log.warning("%s is missing: the resumed epochs draw other dropout masks than an uninterrupted run", path)
+        return
+    with np.load(path) as z:
+        saved = [z[f"s{i}"] for i in range(len(z.files))]
+    if len(saved) != len(states):
+        raise ConfigError(f"{path}: {len(saved)} dropout RNG states for a model with {len(states)}; start a new run")
+    for var, value in zip(states, saved):
+        var.assign(value)
 
 
 def _load_teacher(d: Distillation, model, n_classes: int):
@@ -567,10 +634,16 @@ def _load_teacher(d: Distillation, model, n_classes: int):
 
 def resume_differences(saved: dict[str, Any], record: dict[str, Any]) -> list[str]:
     """What keeps a run from resuming: each training setting (recipe field, seed, teacher) that differs between the
-    saved ``state.json`` and this run's record, as ``"name: saved X, now Y"``; empty when it may resume."""
+    saved ``state.json`` and this run's record, as ``"name: saved X, now Y"``; empty when it may resume. The SWA
+    phase's settings may change until the run has entered it."""
     old, new = _training_part(saved.get("recipe")) or {}, _training_part(record.get("recipe")) or {}
+    free: tuple[str, ...] = ()
+    if len(saved.get("history") or []) <= int(old.get("epochs") or 0):
+        # Not yet averaging: the cosine part does not depend on the SWA phase, so one may be added or changed
+        # (a finished run extended with --swa-epochs trains as if it had been planned from the start).
+        free = ("swa_epochs", "swa_lr")
     diffs = [f"recipe.{k}: saved {old.get(k)!r}, now {new.get(k)!r}"
-             for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+             for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k) and k not in free]
     diffs += [f"{k}: saved {saved.get(k)!r}, now {record.get(k)!r}"
               for k in ("seed", "distill") if saved.get(k) != record.get(k)]
     return diffs
@@ -603,6 +676,8 @@ def finalize(cfg: TrainConfig, record: dict[str, Any]) -> Path:
     trained = single_head(keras.models.load_model(work / f"{cfg.export_epoch}.keras", compile=False))
     epoch = record["best"]["epoch"] if cfg.export_epoch == "best" else len(record["history"])
     record["exported"] = {"epoch": epoch, "rule": cfg.export_epoch}
+    if cfg.export_epoch == "swa":  # the mean of these epochs' weights
+        record["exported"]["averaged"] = record["swa"]["epochs"]
     record["recipe"] = cfg.recipe.model_dump(mode="json")
     # Rebuild in float32 (the converter wants a plain float graph) and copy the weights over.
     keras.mixed_precision.set_global_policy("float32")

@@ -95,6 +95,10 @@ def _genki_errors(g: dict) -> str:
 def _selection(record: dict) -> str:
     """How the shipped epoch was chosen (``train --export-epoch``; older records only know the best epoch)."""
     exported = record.get("exported") or {"rule": "best", "epoch": record["best"]["epoch"]}
+    if exported["rule"] == "swa":
+        first, last = exported["averaged"]
+        return (f"The mean of the weights of epochs {first}-{last} (stochastic weight averaging) is shipped; FER2013 "
+                "val was only watched, not used to pick an epoch")
     if exported["rule"] == "last":
         return (f"The last epoch (epoch {exported['epoch']} of the last stage) is shipped; FER2013 val was only "
                 "watched, not used to pick an epoch")

@@ -74,8 +74,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--distill-temperature", type=float, metavar="T",
                         help="with --distill-from: softmax temperature of the distillation term (default 2)")
     parser.add_argument("--warmup-epochs", type=float, help="override the recipe's warm-up")
-    parser.add_argument("--export-epoch", choices=["best", "last"], default="best",
-                        help="which epoch OUT holds: best (highest val score, the default) or last (val only watched)")
+    parser.add_argument("--swa-epochs", type=int, metavar="N",
+                        help="stochastic weight averaging: after the cosine schedule, train N more epochs at a constant "
+                        "--swa-lr and export the mean of their weights (BatchNorm statistics recomputed). Add it to a "
+                        "finished run with --resume: it trains as if planned from the start")
+    parser.add_argument("--swa-lr", type=float, metavar="LR",
+                        help="with --swa-epochs: the constant learning rate of that phase (default 0.15 x --lr)")
+    parser.add_argument("--export-epoch", choices=["best", "last", "swa"],
+                        help="which weights OUT holds: best (highest val score; the default without SWA), last (val "
+                        "only watched) or swa (the weight average; the default with --swa-epochs)")
     parser.add_argument("--max-train", type=int, default=0, help="use only N training images (smoke tests)")
 
 
@@ -99,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.peer_heads is None and (args.peer_alpha is not None or args.peer_temperature is not None):
         raise ConfigError("--peer-alpha / --peer-temperature need --peer-heads W,W")
+    if not args.swa_epochs and args.swa_lr is not None:
+        raise ConfigError("--swa-lr needs --swa-epochs N")
 
     recipe = get_recipe(
         args.recipe, head=args.head, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -108,23 +117,26 @@ def run(args: argparse.Namespace) -> int:
         flip_tta=False if args.no_flip_tta else None, tta_zoom=args.tta_zoom, stem_convs=args.stem_convs,
         mid_channels=args.mid_channels, peer_heads=args.peer_heads, peer_alpha=args.peer_alpha,
         peer_temperature=args.peer_temperature,
-        warmup_epochs=args.warmup_epochs,
+        warmup_epochs=args.warmup_epochs, swa_epochs=args.swa_epochs, swa_lr=args.swa_lr,
     )
     spec = PreprocessSpec(input_size=recipe.input_size, color="gray", scale="zero_one",
                           margin=args.margin, shift_y=args.shift_y)
     cfg = TrainConfig(data=args.data, out=args.out, recipe=recipe, preprocess=spec, genki=args.genki,
                       workdir=args.workdir, seed=args.seed, resume=args.resume, threads=args.threads,
                       max_train=args.max_train, precision=args.precision, init_from=args.init_from,
-                      distill=_distillation(args), export_epoch=args.export_epoch)
+                      distill=_distillation(args),
+                      export_epoch=args.export_epoch or ("swa" if recipe.swa_epochs else "best"))
 
     def progress(e) -> None:
         star = " *" if e.best else ""
         print(f"epoch {e.epoch:3d}/{e.epochs}  {e.seconds:6.1f}s  loss {e.loss:.4f}  train {e.train_acc:.4f}  "
               f"val {e.val_acc:.4f}  valence {e.val_valence_acc:.4f}  lr {e.lr:.2e}{star}", flush=True)
 
-    print(f"training {recipe.name} for {recipe.epochs} epochs, seed {args.seed}, work folder {cfg.work}", flush=True)
+    swa = f" + {recipe.swa_epochs} averaged at lr {recipe.swa_learning_rate:g}" if recipe.swa_epochs else ""
+    print(f"training {recipe.name} for {recipe.epochs}{swa} epochs, seed {args.seed}, work folder {cfg.work}",
+          flush=True)
     record = train(cfg, progress)
     best = record["best"] or {}
-    print(json.dumps({"out": str(args.out), "best": best, "params": record.get("params"),
+    print(json.dumps({"out": str(args.out), "best": best, "swa": record.get("swa"), "params": record.get("params"),
                       "precision": record.get("precision")}), file=sys.stdout)
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import have_tensorflow
+from support import have_tensorflow, synthetic_fer_folders
 
 pytestmark = pytest.mark.skipif(not have_tensorflow(), reason="TensorFlow ([convert] extra) is not installed")
 
@@ -192,25 +192,6 @@ def test_epoch_dataset_is_a_seeded_permutation_without_autotuning():
                                                           .as_numpy_iterator()))
 
 
-def _synthetic_folders(root: Path, per_class: int = 6) -> Path:
-    """Class folders of synthetic 48x48 images; 'happy' gets a bright mouth bar so it is learnable."""
-    import cv2
-
-    from convert.datasets import FER_CLASSES
-
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for c in FER_CLASSES:
-            d = root / split / c
-            d.mkdir(parents=True)
-            for i in range(per_class):
-                img = rng.integers(60, 120, (48, 48), np.uint8)
-                if c == "happy":
-                    img[32:38, 12:36] = 250
-                cv2.imwrite(str(d / f"{i}.png"), img)
-    return root
-
-
 def _interrupt_after_first_epoch(train, cfg) -> None:
     """Run ``train`` and break off once the first epoch is saved, as a kill would."""
 
@@ -231,7 +212,7 @@ def test_train_end_to_end_resume_and_export(tmp_path, monkeypatch):
     from edge.errors import ConfigError
     from edge.preprocess import PreprocessSpec
 
-    data = _synthetic_folders(tmp_path / "data")
+    data = synthetic_fer_folders(tmp_path / "data")
     recipe = get_recipe("edgenet", epochs=2, batch_size=16, width=0.25, warmup_epochs=0.5, tta_zoom=1.1)
     cfg = TrainConfig(data=data, out=tmp_path / "m.keras", recipe=recipe, preprocess=PreprocessSpec(),
                       seed=3, precision="float32")
@@ -296,7 +277,7 @@ def test_export_epoch_last_and_training_without_val(tmp_path, monkeypatch, with_
     from convert.train import TrainConfig, train
     from edge.preprocess import PreprocessSpec
 
-    data = _synthetic_folders(tmp_path / "data")
+    data = synthetic_fer_folders(tmp_path / "data")
     if not with_val:
         shutil.rmtree(data / "val")
     recipe = get_recipe("edgenet", epochs=3, batch_size=16, width=0.25, warmup_epochs=0.5)
@@ -322,7 +303,7 @@ def test_distilled_pruned_run_leaves_the_teacher_alone_and_resumes(tmp_path, mon
     from edge.errors import ConfigError
     from edge.preprocess import PreprocessSpec
 
-    data = _synthetic_folders(tmp_path / "data")
+    data = synthetic_fer_folders(tmp_path / "data")
     parent = build_model(get_recipe("edgenet", width=0.25), 7)
     parent.save(tmp_path / "teacher.keras")
     recipe = get_recipe("edgenet", epochs=2, batch_size=16, width=0.25, warmup_epochs=0.5,
@@ -449,7 +430,7 @@ def test_train_valence3_head_exports_three_classes(tmp_path, monkeypatch):
     from convert.train import TrainConfig, train
     from edge.preprocess import PreprocessSpec
 
-    data = _synthetic_folders(tmp_path / "data")
+    data = synthetic_fer_folders(tmp_path / "data")
     recipe = get_recipe("edgenet", head="valence3", epochs=1, batch_size=16, width=0.25, warmup_epochs=0.5)
     cfg = TrainConfig(data=data, out=tmp_path / "v.keras", recipe=recipe, preprocess=PreprocessSpec(),
                       seed=3, precision="float32")
@@ -468,7 +449,7 @@ def test_train_valence3_head_exports_three_classes(tmp_path, monkeypatch):
 def test_train_cli_rejects_bad_distillation_input_with_clear_errors(tmp_path, capsys):
     from edge.cli import main
 
-    data = _synthetic_folders(tmp_path / "data")
+    data = synthetic_fer_folders(tmp_path / "data")
     base = ["train", "--data", str(data), "--out", str(tmp_path / "m.keras"), "--max-train", "8"]
     assert main(base + ["--distill-alpha", "0.3"]) != 0
     assert "need --distill-from" in capsys.readouterr().err
@@ -608,7 +589,7 @@ def test_peer_heads_train_resume_and_export_only_the_own_head(tmp_path, monkeypa
     assert all(np.array_equal(a, b) for a, b in zip(single_head(m).get_weights(), m0.get_weights()))
     assert single_head(m0) is m0
 
-    data = _synthetic_folders(tmp_path / "data")
+    data = synthetic_fer_folders(tmp_path / "data")
     cfg = TrainConfig(data=data, out=tmp_path / "m.keras", recipe=recipe, preprocess=PreprocessSpec(),
                       seed=3, precision="float32", export_epoch="last")
     _interrupt_after_first_epoch(train, cfg)
