@@ -23,7 +23,10 @@ def test_schedule_is_the_recipes_cosine_then_the_constant_swa_rate():
     assert plain.swa_learning_rate == pytest.approx(3e-4) and swa.swa_learning_rate == 3e-4  # default 0.15 x lr
     cosine = make_optimizer(plain, 10)._learning_rate
     both = make_optimizer(swa, 10)._learning_rate
-    lr = lambda s, step: float(keras.ops.convert_to_numpy(s(step)))  # noqa: E731
+
+    def lr(schedule, step: int) -> float:
+        return float(keras.ops.convert_to_numpy(schedule(step)))
+
     for step in (0, 3, 5, 20, 39):  # warm-up, cosine, last cosine step: identical
         assert lr(both, step) == lr(cosine, step)
     assert lr(cosine, 40) == pytest.approx(2e-5)  # the cosine's floor ...
