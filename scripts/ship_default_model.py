@@ -130,6 +130,12 @@ def write_validation(bundle: Path, record: dict, m: dict) -> None:
         stages += (f", with peer heads (inner widths {widths}; {record.get('params_training', 0):,} parameters in "
                    f"training) on the shared trunk, every head also learning the heads' mean (weight "
                    f"{r['peer_alpha']:g}, temperature {r['peer_temperature']:g}); only the own head is shipped")
+    if r.get("swa_epochs") and record.get("swa"):
+        w = record["swa"]
+        stages += (f" ({r['epochs']} on the warm-up + cosine schedule, then {r['swa_epochs']} at a constant lr "
+                   f"{w['lr']:g} whose end-of-epoch weights are averaged, BatchNorm statistics recomputed over "
+                   f"{w['batchnorm_batches']} training batches; the average scores {100 * w['val_acc']:.2f}% / "
+                   f"{100 * w['val_valence_acc']:.2f}% on val in float)")
     text = f"""# Validation report: {bundle.name} bundle
 
 Int8 classifier `classifier.tflite` ({m['classifier_bytes']:,} bytes), measured {m['measured']}.
