@@ -52,3 +52,16 @@ def synthetic_fer_folders(root: Path, per_class: int = 6) -> Path:
                     img[32:38, 12:36] = 250
                 cv2.imwrite(str(d / f"{i}.png"), img)
     return root
+
+
+def interrupt_after_one_epoch(train, cfg) -> None:  # type: ignore[no-untyped-def]
+    """Run ``convert.train.train`` and break off once its first epoch (of this call) is saved, as a kill would."""
+
+    class Stop(Exception):
+        pass
+
+    def stop(e):  # type: ignore[no-untyped-def]
+        raise Stop
+
+    with pytest.raises(Stop):
+        train(cfg, stop)

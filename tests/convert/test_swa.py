@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from support import have_tensorflow, synthetic_fer_folders
+from support import have_tensorflow, interrupt_after_one_epoch, synthetic_fer_folders
 
 pytestmark = pytest.mark.skipif(not have_tensorflow(), reason="TensorFlow ([convert] extra) is not installed")
 
@@ -131,15 +131,7 @@ def test_swa_run_exports_the_average_and_extends_and_resumes_exactly(tmp_path, m
                         precision="float32")
     train(later)
     later.recipe, later.resume, later.export_epoch = swa, True, "swa"
-
-    class Stop(Exception):
-        pass
-
-    def stop(e):
-        raise Stop
-
-    with pytest.raises(Stop):
-        train(later, stop)
+    interrupt_after_one_epoch(train, later)
     assert len(json.loads((later.work / "state.json").read_text())["history"]) == 3
     later.recipe = swa.model_copy(update={"swa_lr": 5e-4})  # once averaging, the phase's settings are fixed
     with pytest.raises(ConfigError, match="recipe.swa_lr: saved 0.001, now 0.0005"):

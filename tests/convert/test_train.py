@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import have_tensorflow, synthetic_fer_folders
+from support import have_tensorflow, interrupt_after_one_epoch, synthetic_fer_folders
 
 pytestmark = pytest.mark.skipif(not have_tensorflow(), reason="TensorFlow ([convert] extra) is not installed")
 
@@ -192,19 +192,6 @@ def test_epoch_dataset_is_a_seeded_permutation_without_autotuning():
                                                           .as_numpy_iterator()))
 
 
-def _interrupt_after_first_epoch(train, cfg) -> None:
-    """Run ``train`` and break off once the first epoch is saved, as a kill would."""
-
-    class Stop(Exception):
-        pass
-
-    def stop(e):
-        raise Stop
-
-    with pytest.raises(Stop):
-        train(cfg, stop)
-
-
 def test_train_end_to_end_resume_and_export(tmp_path, monkeypatch):
     monkeypatch.setenv("EMOTION_EDGE_CACHE", str(tmp_path / "cache"))
     from convert.recipes import get_recipe
@@ -217,7 +204,7 @@ def test_train_end_to_end_resume_and_export(tmp_path, monkeypatch):
     cfg = TrainConfig(data=data, out=tmp_path / "m.keras", recipe=recipe, preprocess=PreprocessSpec(),
                       seed=3, precision="float32")
 
-    _interrupt_after_first_epoch(train, cfg)
+    interrupt_after_one_epoch(train, cfg)
     state = json.loads((cfg.work / "state.json").read_text())
     assert len(state["history"]) == 1 and (cfg.work / "best.keras").is_file()
     with pytest.raises(ConfigError, match="--resume"):
@@ -312,7 +299,7 @@ def test_distilled_pruned_run_leaves_the_teacher_alone_and_resumes(tmp_path, mon
                       precision="float32", init_from=tmp_path / "teacher.keras",
                       distill=Distillation(tmp_path / "teacher.keras", alpha=0.5, temperature=2.0))
 
-    _interrupt_after_first_epoch(train, cfg)
+    interrupt_after_one_epoch(train, cfg)
     cfg.resume = True
     with pytest.raises(ConfigError, match="teacher"):  # resuming must not swap the teacher
         train(TrainConfig(**{**cfg.__dict__, "distill": Distillation(tmp_path / "teacher.keras", alpha=0.9)}))
@@ -592,7 +579,7 @@ def test_peer_heads_train_resume_and_export_only_the_own_head(tmp_path, monkeypa
     data = synthetic_fer_folders(tmp_path / "data")
     cfg = TrainConfig(data=data, out=tmp_path / "m.keras", recipe=recipe, preprocess=PreprocessSpec(),
                       seed=3, precision="float32", export_epoch="last")
-    _interrupt_after_first_epoch(train, cfg)
+    interrupt_after_one_epoch(train, cfg)
     cfg.resume = True
     record = train(cfg)
     assert [h["epoch"] for h in record["history"]] == [1, 2]
