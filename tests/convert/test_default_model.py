@@ -37,8 +37,11 @@ def test_default_bundle_is_shipped_small_and_detector_free():
     assert total <= 1_000_000
     training = b.manifest.provenance["training"]
     assert training["seed"] is not None and training["epochs_run"] >= 1
-    assert training["exported"]["rule"] in ("best", "last")  # how the shipped epoch was chosen
+    assert training["exported"]["rule"] in ("best", "last", "swa")  # how the shipped weights were chosen
     assert 1 <= training["exported"]["epoch"] <= training["epochs_run"]
+    if training["exported"]["rule"] == "swa":  # a weight average: of which epochs, and how it scored in training
+        first, last = training["exported"]["averaged"]
+        assert 1 <= first <= last == training["epochs_run"] and training["swa"]["epochs"] == [first, last]
     assert "fer2013" in json.dumps(training["data"])
 
 
