@@ -94,7 +94,8 @@ def _load_cache(path: Path) -> dict[str, np.ndarray] | None:
         return None
 
 
-def _save_cache(path: Path, **arrays: np.ndarray) -> None:
+def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Write ``arrays`` to ``path`` (.npz) atomically: a kill leaves the old file or the new one, never a torn one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **arrays)
@@ -148,7 +149,7 @@ def load_class_folders(
         x = np.stack(list(pool.map(one, items, chunksize=256)))
     y = np.array([lab for _, lab in items], np.int32)
     if use_cache:
-        _save_cache(cpath, x=x, y=y)
+        save_npz(cpath, x=x, y=y)
     log.info("loaded %d images from %s", len(y), root)
     return FaceSet(x, y, names)
 
@@ -216,6 +217,6 @@ def load_genki(
             x[i] = crop_face(img, best.box, spec, best.eyes)
             found[i] = True
     if use_cache:
-        _save_cache(cpath, x=x, found=found)
+        save_npz(cpath, x=x, found=found)
     log.info("GENKI: %d photos, %d with a face", len(files), int(found.sum()))
     return GenkiSet(x, smile, found, files)

@@ -17,7 +17,6 @@ imports it only when it trains.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,8 @@ import keras
 import numpy as np
 
 from edge.errors import ConfigError
+
+from .datasets import save_npz
 
 
 @keras.saving.register_keras_serializable(package="emotion_edge")
@@ -84,9 +85,7 @@ class WeightAverage:
             self.mean = [w.astype(np.float64) for w in weights]
         else:
             self.mean = [m + (w - m) / self.count for m, w in zip(self.mean, weights)]
-        tmp = self.path.with_name(self.path.stem + ".tmp.npz")
-        np.savez(tmp, count=self.count, **{f"w{i}": m for i, m in enumerate(self.mean)})
-        os.replace(tmp, self.path)
+        save_npz(self.path, count=np.array(self.count), **{f"w{i}": m for i, m in enumerate(self.mean)})
 
     def apply_to(self, model) -> None:  # type: ignore[no-untyped-def]
         """Set ``model``'s weights to the mean, in each weight's own dtype."""

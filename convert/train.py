@@ -42,7 +42,7 @@ import numpy as np
 from edge.errors import ConfigError
 from edge.preprocess import PreprocessSpec
 
-from .datasets import FER_CLASSES, FER_VALENCE, FaceSet, genki_split, load_class_folders, load_genki
+from .datasets import FER_CLASSES, FER_VALENCE, FaceSet, genki_split, load_class_folders, load_genki, save_npz
 from .recipes import Recipe
 
 log = logging.getLogger(__name__)
@@ -548,12 +548,10 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
                          float(h.history["_set_accuracy"][-1]), val_acc, val_val, lr, is_best)
         record["history"].append({k: v for k, v in er.__dict__.items() if k not in ("epochs",)})
         model.save(work / "last.keras.tmp.keras")
-        np.savez(work / "last.optimizer.tmp.npz",
+        save_npz(work / "last.optimizer.npz",
                  **{f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(opt.variables)})
-        np.savez(work / "last.seeds.tmp.npz",
+        save_npz(work / "last.seeds.npz",
                  **{f"s{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(seed_states(model))})
-        os.replace(work / "last.optimizer.tmp.npz", work / "last.optimizer.npz")
-        os.replace(work / "last.seeds.tmp.npz", work / "last.seeds.npz")
         os.replace(work / "last.keras.tmp.keras", work / "last.keras")
         if average is not None and epoch >= cfg.recipe.epochs:
             average.update(model.get_weights())
