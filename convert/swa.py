@@ -70,9 +70,13 @@ class WeightAverage:
         if not avg.path.is_file():
             raise ConfigError(f"{avg.path} is missing, but the run is {expected} epoch(s) into its SWA phase; "
                               "start a new run (or restore the file)")
-        with np.load(avg.path) as z:
-            avg.count = int(z["count"])
-            avg.mean = [z[f"w{i}"] for i in range(len(z.files) - 1)]
+        try:
+            with np.load(avg.path) as z:
+                avg.count = int(z["count"])
+                avg.mean = [z[f"w{i}"] for i in range(len(z.files) - 1)]
+        except (OSError, ValueError, KeyError) as exc:  # not an average this code wrote
+            raise ConfigError(f"cannot read the weight average {avg.path} ({exc.__class__.__name__}); start a new "
+                              "run (or restore the file)") from None
         if avg.count != expected:
             raise ConfigError(f"{avg.path} averages {avg.count} epoch(s), the run's history says {expected}; "
                               "start a new run")

@@ -55,6 +55,9 @@ def test_weight_average_is_the_running_mean_and_resumes_from_disk(tmp_path):
         WeightAverage.load(tmp_path / "swa.npz", 4)
     with pytest.raises(ConfigError, match="missing"):
         WeightAverage.load(tmp_path / "other.npz", 1)
+    (tmp_path / "junk.npz").write_bytes(b"not an npz")
+    with pytest.raises(ConfigError, match="cannot read the weight average"):
+        WeightAverage.load(tmp_path / "junk.npz", 1)
 
 
 @pytest.mark.parametrize("fused", [True, False])
