@@ -534,11 +534,7 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
         ds = epoch_dataset(x, mask, w, cfg.recipe, cfg.seed, epoch)
         h = fitter.fit(ds, epochs=1, verbose=0, shuffle=False)
         secs = time.time() - t0
-        val_acc = val_val = float("nan")
-        if val is not None:
-            p = predict_probs(own, val.x, cfg.recipe.flip_tta, tta_zoom=cfg.recipe.tta_zoom)
-            val_acc = float(np.mean(p.argmax(1) == val.y)) if cfg.recipe.head == "fer7" else float("nan")
-            val_val = valence_accuracy(p, val.y)
+        val_acc, val_val = val_scores(own, val, cfg.recipe)
         lr = float(keras.ops.convert_to_numpy(opt.learning_rate))
         # Model selection: 7-class accuracy for fer7, valence accuracy for valence3 (its only score).
         score, best_score = (val_acc, "val_acc") if cfg.recipe.head == "fer7" else (val_val, "val_valence_acc")
@@ -569,6 +565,16 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
     return record
 
 
+def val_scores(model, val: FaceSet | None, recipe: Recipe) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """7-class and valence accuracy of a logits model on val, averaged over the export's test-time views; NaN
+    without val data (and 7-class NaN for a ``valence3`` head)."""
+    if val is None:
+        return float("nan"), float("nan")
+    p = predict_probs(model, val.x, recipe.flip_tta, tta_zoom=recipe.tta_zoom)
+    val_acc = float(np.mean(p.argmax(1) == val.y)) if recipe.head == "fer7" else float("nan")
+    return val_acc, valence_accuracy(p, val.y)
+
+
 def _write_average(cfg: TrainConfig, model, own, average, x: np.ndarray, mask: np.ndarray, w: np.ndarray,
                    val: FaceSet | None) -> dict[str, Any]:
     """Write ``swa.keras``: the SWA phase's weight average with BatchNorm statistics recomputed over one augmented
@@ -581,12 +587,10 @@ def _write_average(cfg: TrainConfig, model, own, average, x: np.ndarray, mask: n
     batches = recompute_batchnorm(model, (xb for xb, _, _ in ds))
     model.save(cfg.work / "swa.tmp.keras")
     os.replace(cfg.work / "swa.tmp.keras", cfg.work / "swa.keras")
+    val_acc, val_val = val_scores(own, val, r)
     out: dict[str, Any] = {"epochs": [r.epochs + 1, r.epochs + r.swa_epochs], "lr": r.swa_learning_rate,
-                           "batchnorm_batches": batches, "val_acc": None, "val_valence_acc": None}
-    if val is not None:
-        p = predict_probs(own, val.x, r.flip_tta, tta_zoom=r.tta_zoom)
-        out["val_acc"] = float(np.mean(p.argmax(1) == val.y)) if r.head == "fer7" else None
-        out["val_valence_acc"] = valence_accuracy(p, val.y)
+                           "batchnorm_batches": batches, "val_acc": None if math.isnan(val_acc) else val_acc,
+                           "val_valence_acc": None if math.isnan(val_val) else val_val}
     log.info("weight average of epochs %d-%d: val %s, valence %s", *out["epochs"], out["val_acc"],
              out["val_valence_acc"])
     return out
