@@ -134,9 +134,11 @@ def write_validation(bundle: Path, record: dict, m: dict) -> None:
         w = record["swa"]
         stages += (f" ({r['epochs']} on the warm-up + cosine schedule, then {r['swa_epochs']} at a constant lr "
                    f"{w['lr']:g} whose end-of-epoch weights are averaged, BatchNorm statistics recomputed over "
-                   f"{w['batchnorm_batches']} training batches"
-                   + (f"; the average scores {100 * w['val_acc']:.2f}% / {100 * w['val_valence_acc']:.2f}% on val in "
-                      "float)" if w.get("val_acc") is not None else ")"))
+                   f"{w['batchnorm_batches']} training batches")
+        if w.get("val_acc") is not None:
+            stages += (f"; the average scores {100 * w['val_acc']:.2f}% / {100 * w['val_valence_acc']:.2f}% on val "
+                       "in float")
+        stages += ")"
     text = f"""# Validation report: {bundle.name} bundle
 
 Int8 classifier `classifier.tflite` ({m['classifier_bytes']:,} bytes), measured {m['measured']}.
