@@ -66,6 +66,11 @@ class Recipe(BaseModel):
         "weights and many multiply-adds)")
     mid_channels: tuple[int, ...] | None = Field(
         None, description="edgenet: inner width of each residual block (structured pruning); None = block width")
+    eca: bool = Field(
+        False, description="edgenet: efficient channel attention (ECA-Net, Wang et al. 2020) on every residual "
+        "branch: per-channel gates from a k-wide 1-D convolution over the branch's global average (k = 3-5 by the "
+        "paper's rule), 3-5 weights a block. Squeeze-and-excitation's two dense layers (ratio 16) cost about 46 kB "
+        "of int8 file at the shipped width, more than the 1 MB budget leaves")
     peer_heads: tuple[int, ...] = Field(
         (), description="edgenet: inner widths of peer heads, extra copies of the last residual block + classifier "
         "trained on the shared trunk next to the model's own head (on-the-fly native ensemble, Lan et al. 2018). "
@@ -152,13 +157,38 @@ def build_bkvgg12(r: Recipe, n_classes: int):
     return keras.Model(inp, out, name="bkvgg12")
 
 
-def _res_block(x, filters: int, stride: int, drop: float, mid: int | None = None, name: str | None = None):
-    """A residual block; ``name`` names its last layer (its output tensor), e.g. where peer heads branch off."""
+def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
+    """ECA-Net's kernel size for ``channels``: the odd number at or above ``int((log2(C) + b) / gamma)``."""
+    import math
+
+    t = int(abs((math.log2(channels) + b) / gamma))
+    return t if t % 2 else t + 1
+
+
+def _channel_attention(y):
+    """Efficient channel attention (Wang et al., CVPR 2020): gates in (0, 1) per channel from a 1-D convolution
+    across the channels of the global average, no dimensionality reduction and a handful of weights."""
+    _, L = _layers()
+    c = y.shape[-1]
+    # Channels moved to a spatial axis by static transposes, so the 1-D convolution is a plain int8 CONV_2D with one
+    # filter (a Reshape of the batched tensor would add shape arithmetic to every block of the TFLite graph).
+    s = L.GlobalAveragePooling2D(keepdims=True)(y)  # (N, 1, 1, C)
+    s = L.Permute((1, 3, 2))(s)  # (N, 1, C, 1)
+    s = L.Conv2D(1, (1, eca_kernel_size(c)), padding="same", use_bias=False, activation="sigmoid")(s)
+    return L.Multiply()([y, L.Permute((1, 3, 2))(s)])
+
+
+def _res_block(x, filters: int, stride: int, drop: float, mid: int | None = None, name: str | None = None,
+               eca: bool = False):
+    """A residual block; ``name`` names its last layer (its output tensor), e.g. where peer heads branch off;
+    ``eca`` gates the branch's channels with efficient channel attention before the addition."""
     _, L = _layers()
     shortcut = x
     y = _conv_bn(x, mid or filters, 3, stride)
     y = L.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal")(y)
     y = L.BatchNormalization(momentum=0.95, gamma_initializer="zeros")(y)
+    if eca:
+        y = _channel_attention(y)
     if stride != 1 or x.shape[-1] != filters:
         shortcut = L.Conv2D(filters, 1, strides=stride, use_bias=False, kernel_initializer="he_normal")(x)
         shortcut = L.BatchNormalization(momentum=0.95)(shortcut)
@@ -180,10 +210,10 @@ def build_edgenet(r: Recipe, n_classes: int):
         x = _conv_bn(x, w(32), 3)
     x = L.MaxPooling2D()(x)  # 24
     mid = r.mid_channels or (None,) * 4
-    x = _res_block(x, w(64), 1, 0.0, mid[0])
+    x = _res_block(x, w(64), 1, 0.0, mid[0], eca=r.eca)
     sd = r.spatial_dropout
-    x = _res_block(x, w(128), 2, sd / 2, mid[1])  # 12
-    trunk = _res_block(x, w(128), 1, sd / 2, mid[2], name="trunk")
+    x = _res_block(x, w(128), 2, sd / 2, mid[1], eca=r.eca)  # 12
+    trunk = _res_block(x, w(128), 1, sd / 2, mid[2], name="trunk", eca=r.eca)
     out = _edgenet_head(trunk, r, n_classes, mid[3], "")  # 6 px
     if not r.peer_heads:
         return keras.Model(inp, out, name="edgenet")
@@ -196,7 +226,7 @@ def build_edgenet(r: Recipe, n_classes: int):
 def _edgenet_head(trunk, r: Recipe, n_classes: int, mid: int | None, prefix: str):
     """edgenet's last residual block (6 px), global average pooling, dropout and logits."""
     _, L = _layers()
-    x = _res_block(trunk, max(8, round(192 * r.width)), 2, r.spatial_dropout, mid)
+    x = _res_block(trunk, max(8, round(192 * r.width)), 2, r.spatial_dropout, mid, eca=r.eca)
     x = L.GlobalAveragePooling2D()(x)
     x = L.Dropout(r.dropout)(x)
     return L.Dense(n_classes, name=f"{prefix}logits", dtype="float32")(x)

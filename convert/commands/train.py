@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-flip-tta", action="store_true", help="do not bake mirror-averaging into the export")
     parser.add_argument("--stem-convs", type=int, metavar="N",
                         help="edgenet: 3x3 convolutions at full resolution before the first pooling (default 1)")
+    parser.add_argument("--eca", action="store_true",
+                        help="edgenet: efficient channel attention (ECA-Net) on every residual branch (a few weights "
+                             "per block)")
     parser.add_argument("--tta-zoom", type=float, metavar="F",
                         help="also average a centred zoom-in by F (e.g. 1.1) at export; off by default: each view "
                              "costs one more pass of the classifier")
@@ -115,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         class_weighting=args.class_weighting, label_smoothing=args.label_smoothing, genki_weight=args.genki_weight,
         dropout=args.dropout, spatial_dropout=args.spatial_dropout,
         flip_tta=False if args.no_flip_tta else None, tta_zoom=args.tta_zoom, stem_convs=args.stem_convs,
+        eca=args.eca or None,
         mid_channels=args.mid_channels, peer_heads=args.peer_heads, peer_alpha=args.peer_alpha,
         peer_temperature=args.peer_temperature,
         warmup_epochs=args.warmup_epochs, swa_epochs=args.swa_epochs, swa_lr=args.swa_lr,
