@@ -361,11 +361,12 @@ def test_dropout_rates_come_from_the_recipe_and_the_cli(monkeypatch, tmp_path):
     add_arguments(parser)
     args = parser.parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "m.keras"),
                               "--dropout", "0.2", "--spatial-dropout", "0", "--tta-zoom", "0",
-                              "--genki-weight", "3"])
+                              "--genki-weight", "3", "--eca"])
     seen = []
     monkeypatch.setattr(convert.train, "train", lambda cfg, progress: seen.append(cfg.recipe) or {"best": None})
     assert run(args) == 0
     assert (seen[0].dropout, seen[0].spatial_dropout, seen[0].tta_zoom, seen[0].genki_weight) == (0.2, 0.0, 0.0, 3.0)
+    assert seen[0].eca
 
 
 def test_structured_pruning_of_dead_channels_is_exact():
@@ -475,6 +476,49 @@ def test_stem_convs_add_full_resolution_convolutions():
         return sum(1 for layer in m.layers if layer.__class__.__name__ == "Conv2D" and layer.output.shape[1] == 48)
 
     assert (convs_at_48(1), convs_at_48(2)) == (1, 2)
+
+
+def test_eca_gates_are_a_1d_convolution_across_the_channel_means():
+    """``--eca`` (ECA-Net): each residual branch is scaled per channel by sigmoid(conv1d over the channel axis of
+    its spatial mean, zero-padded, the paper's kernel size). Checked against numpy, so the transposes that make the
+    conv a one-filter CONV_2D slide it along the channels and nowhere else."""
+    import keras
+
+    from convert.recipes import _channel_attention, build_model, eca_kernel_size, get_recipe
+
+    assert [eca_kernel_size(c) for c in (32, 64, 128, 192, 256, 1024)] == [3, 3, 5, 5, 5, 5]
+    inp = keras.Input((6, 5, 12))
+    m = keras.Model(inp, _channel_attention(inp))
+    (w,) = [v for v in m.get_weights() if v.size == 3]
+    w[...] = np.random.default_rng(0).normal(0, 1, w.shape)
+    m.set_weights([w])
+    x = np.random.default_rng(1).normal(0, 1, (2, 6, 5, 12)).astype(np.float32)
+    k = w.ravel()
+    mean = np.pad(x.mean(axis=(1, 2)), ((0, 0), (1, 1)))
+    gate = 1 / (1 + np.exp(-sum(k[j] * mean[:, j:j + 12] for j in range(3))))
+    np.testing.assert_allclose(m.predict(x, verbose=0), x * gate[:, None, None, :], rtol=1e-5, atol=1e-6)
+
+    def gated(recipe):
+        return sum(1 for layer in build_model(recipe, 7).layers if layer.__class__.__name__ == "Multiply")
+
+    plain, eca = get_recipe("edgenet", width=0.25), get_recipe("edgenet", width=0.25, eca=True)
+    assert (gated(plain), gated(eca)) == (0, 4)
+    widths = (16, 32, 32, 48)  # edgenet's blocks at width 0.25: one kernel per block, nothing else
+    assert build_model(eca, 7).count_params() - build_model(plain, 7).count_params() == sum(map(eca_kernel_size, widths))
+
+
+def test_eca_model_converts_to_int8_and_runs_on_the_device_runtime():
+    from convert.quantize import load_test, to_tflite
+    from convert.recipes import build_model, export_model, get_recipe
+
+    model = build_model(get_recipe("edgenet", width=0.25, eca=True), 7)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # nonzero BatchNorm scales, so no branch folds away
+        if layer.__class__.__name__ == "BatchNormalization":
+            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape).astype(np.float32))
+    data = to_tflite(export_model(model), "int8", representative=rng.random((16, 48, 48, 1), dtype=np.float32))
+    lt = load_test(data, (48, 48, 1))
+    assert lt.ok, lt.error
 
 
 def test_optimizer_comes_from_the_recipe_and_the_cli(monkeypatch, tmp_path):
