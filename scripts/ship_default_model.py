@@ -139,6 +139,7 @@ def write_validation(bundle: Path, record: dict, m: dict) -> None:
             stages += (f"; the average scores {100 * w['val_acc']:.2f}% / {100 * w['val_valence_acc']:.2f}% on val "
                        "in float")
         stages += ")"
+    eca = " with efficient channel attention on its residual branches (ECA-Net)" if r.get("eca") else ""
     text = f"""# Validation report: {bundle.name} bundle
 
 Int8 classifier `classifier.tflite` ({m['classifier_bytes']:,} bytes), measured {m['measured']}.
@@ -151,7 +152,7 @@ Produced by `scripts/build_default_model.sh` (see docs/training.md).
 | GENKI-4K positive vs not, full device path | {m['genki_heldout']['smile_accuracy']:.2f}%{_genki_errors(m['genki_heldout'])} | held-out split, {m['genki_heldout']['n']} photos, {m['genki_heldout']['missed']} missed faces counted as errors |
 | classifier latency, 1 thread | {m['latency_ms_1thread']:.3f} ms | median, this build machine |
 
-Training: recipe `{r['name']}` ({record.get('params', 0):,} parameters shipped), {stages}, seed {record['seed']},
+Training: recipe `{r['name']}`{eca} ({record.get('params', 0):,} parameters shipped), {stages}, seed {record['seed']},
 {record.get('precision')} on {record['host']['cpus']} CPU cores; FER2013 train ({record['data']['train_images']} faces)
 + GENKI-4K train split ({record['data']['genki_train_photos']} photos through BlazeFace -> crop_face).
 {_selection(record)}; GENKI's held-out split was never used in training.
