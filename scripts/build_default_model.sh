@@ -4,9 +4,10 @@
 # 1. train edgenet at its shipped width (last block's inner width 96, so the int8 bundle stays under 1 MB) for
 # 80 epochs, seed 1234, dropout 0.1 before the logits and no SpatialDropout (session 8), then 16 epochs at a
 # constant lr 3e-4 whose weights are averaged (SWA, session 13; BatchNorm recomputed), and ship that average (val is
-# only watched). The shipped bundle was trained with AdamW (lr 2e-3, weight decay 0.02), named here since edgenet's
-# default became Nesterov SGD (session 10, docs/training.md).
-# About 72 min end to end on a 2-core AMD EPYC (Zen 5). Peer heads (`--peer-heads 192,96`, session 11) cost 16 min more and
+# only watched). Every residual branch has an ECA channel-attention gate (`--eca`, session 14: 18 weights, 12 kB of
+# int8 file, about 0.07 ms). The shipped bundle was trained with AdamW (lr 2e-3, weight decay 0.02), named here
+# since edgenet's default became Nesterov SGD (session 10, docs/training.md).
+# About 76 min end to end on a 2-core AMD EPYC (Zen 5). Peer heads (`--peer-heads 192,96`, session 11) cost 16 min more and
 # did not help over two seeds (session 12, docs/training.md), so the build does not use them.
 # Training this width from scratch beat pruning the full-width model 192 -> 96 + 2 distilled epochs on every
 # figure (session 7, docs/training.md); `--init-from ... --mid-channels` still does that pruning.
@@ -27,7 +28,7 @@ stage() {  # stage OUT ARGS...: train unless OUT exists; resume a started run
     "$PY" -m edge train "${common[@]}" --out "$out" "${resume[@]}" "$@"
 }
 stage "$WORK/model.keras" --mid-channels 64,128,128,96 --dropout 0.1 --spatial-dropout 0 \
-    --optimizer adamw --lr 2e-3 --weight-decay 0.02 --swa-epochs 16 --swa-lr 3e-4
+    --optimizer adamw --lr 2e-3 --weight-decay 0.02 --swa-epochs 16 --swa-lr 3e-4 --eca
 "$PY" -m edge calibrate "$DATA/fer2013/train" --for "size=48,color=gray,margin=0.15,shift_y=-0.1" \
     --out "$WORK/calib.npz"
 "$PY" -m edge convert "$WORK/model.keras" --labels fer7 --calib "$WORK/calib.npz" --eval "$DATA/fer2013/val" \

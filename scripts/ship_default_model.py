@@ -139,7 +139,7 @@ def write_validation(bundle: Path, record: dict, m: dict) -> None:
             stages += (f"; the average scores {100 * w['val_acc']:.2f}% / {100 * w['val_valence_acc']:.2f}% on val "
                        "in float")
         stages += ")"
-    eca = " with efficient channel attention on its residual branches (ECA-Net)" if r.get("eca") else ""
+    eca = " with ECA channel attention (ECA-Net) on its residual branches" if r.get("eca") else ""
     text = f"""# Validation report: {bundle.name} bundle
 
 Int8 classifier `classifier.tflite` ({m['classifier_bytes']:,} bytes), measured {m['measured']}.

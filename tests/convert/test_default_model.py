@@ -20,8 +20,8 @@ from edge.pipeline import default_bundle_path
 DATA = Path(os.environ.get("EMOTION_EDGE_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
 needs_data = pytest.mark.skipif(not (DATA / "fer2013").is_dir(), reason=f"dataset folder {DATA} is absent")
 
-# Measured (VALIDATION.md): FER2013 val 69.02 % / valence 81.66 % on all 3,435 faces, 66.5 % / 82.0 % on this
-# 400-face subset; GENKI held-out 94.04 %. Thresholds sit 2.5-4 points under, so a broken bundle, preprocessing
+# Measured (VALIDATION.md): FER2013 val 69.49 % / valence 82.18 % on all 3,435 faces, 68.25 % / 81.5 % on this
+# 400-face subset; GENKI held-out 94.27 %. Thresholds sit 3.5-4.3 points under, so a broken bundle, preprocessing
 # or crop framing fails while int8 / runtime rounding differences between machines do not.
 MIN_FER_CLASS = 64.0
 MIN_FER_VALENCE = 78.0
