@@ -5,7 +5,7 @@
 # 80 epochs, seed 1234, dropout 0.1 before the logits and no SpatialDropout (session 8), then 16 epochs at a
 # constant lr 3e-4 whose weights are averaged (SWA, session 13; BatchNorm recomputed), and ship that average (val is
 # only watched). Every residual branch has an ECA channel-attention gate (`--eca`, session 14: 18 weights, 12 kB of
-# int8 file, about 0.07 ms). The shipped bundle was trained with AdamW (lr 2e-3, weight decay 0.02), named here
+# int8 file, about 0.06 ms). The shipped bundle was trained with AdamW (lr 2e-3, weight decay 0.02), named here
 # since edgenet's default became Nesterov SGD (session 10, docs/training.md).
 # About 76 min end to end on a 2-core AMD EPYC (Zen 5). Peer heads (`--peer-heads 192,96`, session 11) cost 16 min more and
 # did not help over two seeds (session 12, docs/training.md), so the build does not use them.

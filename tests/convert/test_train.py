@@ -505,6 +505,17 @@ def test_eca_gates_are_a_1d_convolution_across_the_channel_means():
     assert (gated(plain), gated(eca)) == (0, 4)
     widths = (16, 32, 32, 48)  # edgenet's blocks at width 0.25: one kernel per block, nothing else
     assert build_model(eca, 7).count_params() - build_model(plain, 7).count_params() == sum(map(eca_kernel_size, widths))
+    # Structured pruning narrows inner widths only; the gates act on block outputs and are copied as they are.
+    from convert.recipes import transfer_pruned
+
+    full = build_model(get_recipe("edgenet", width=0.5, eca=True), 7)
+    narrow = build_model(get_recipe("edgenet", width=0.5, eca=True, mid_channels=(32, 64, 48, 64)), 7)
+    assert sorted(transfer_pruned(full, narrow)) == ["64->48", "96->64"]
+    def kernels(m):  # (1, k, 1, 1): one filter sliding along the channels
+        return [w for w in m.get_weights() if w.ndim == 4 and w.shape[0] == 1 and w.shape[2:] == (1, 1)]
+
+    gates = [kernels(full), kernels(narrow)]
+    assert len(gates[0]) == 4 and all(np.array_equal(a, b) for a, b in zip(*gates))
 
 
 def test_eca_model_converts_to_int8_and_runs_on_the_device_runtime():
