@@ -405,10 +405,19 @@ def load_training_data(cfg: TrainConfig) -> dict[str, Any]:
 
 def train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None = None) -> dict[str, Any]:
     """Run (or resume) training; write ``cfg.out`` (best epoch, device-ready export model) and return the record."""
+    import keras
+
     from .fused_batchnorm import fused_batchnorm
 
-    with fused_batchnorm():
-        return _train(cfg, progress)
+    policy = keras.mixed_precision.global_policy()
+    try:
+        with fused_batchnorm():
+            return _train(cfg, progress)
+    finally:
+        # Training sets the process-wide dtype policy (bfloat16 on capable CPUs). Models built later in this process
+        # must not inherit it, even after an interrupted run: the TFLite converter cannot translate a bfloat16
+        # transpose, for one.
+        keras.mixed_precision.set_global_policy(policy)
 
 
 def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> dict[str, Any]:

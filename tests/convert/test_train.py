@@ -253,6 +253,24 @@ def _exported_matches(out: Path, checkpoint: Path, tta_zoom: float = 0.0) -> boo
     return np.allclose(np.asarray(keras.saving.load_model(out, compile=False)(x)), want, atol=1e-5)
 
 
+def test_training_leaves_the_dtype_policy_as_it_found_it_even_when_interrupted(tmp_path, monkeypatch):
+    """``train`` sets a process-wide bfloat16 policy; later models in the process (a conversion, another test) must
+    get float32 back, also after a run broken off mid-way (the converter cannot translate bfloat16 transposes)."""
+    import keras
+
+    from convert.recipes import get_recipe
+    from convert.train import TrainConfig, train
+    from edge.preprocess import PreprocessSpec
+
+    monkeypatch.setenv("EMOTION_EDGE_CACHE", str(tmp_path / "cache"))
+    recipe = get_recipe("edgenet", epochs=2, batch_size=16, width=0.25, warmup_epochs=0.5)
+    cfg = TrainConfig(data=synthetic_fer_folders(tmp_path / "data"), out=tmp_path / "m.keras", recipe=recipe,
+                      preprocess=PreprocessSpec(), seed=3, precision="mixed_bfloat16")
+    keras.mixed_precision.set_global_policy("float32")
+    interrupt_after_one_epoch(train, cfg)
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
 @pytest.mark.parametrize("with_val", [True, False])
 def test_export_epoch_last_and_training_without_val(tmp_path, monkeypatch, with_val):
     """``export_epoch="last"`` ships the last epoch whatever val says; without a val folder the default
