@@ -450,7 +450,9 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
     if cfg.resume and state_path.is_file() and (work / "last.keras").is_file():
         saved = json.loads(state_path.read_text())
         # Before minutes of data loading: the settings that must match do not depend on the data.
-        if diffs := resume_differences(saved, {"recipe": recipe, "seed": cfg.seed, "distill": distill}):
+        now = {"recipe": recipe, "seed": cfg.seed, "distill": distill,
+               "preprocess": cfg.preprocess.model_dump(mode="json")}
+        if diffs := resume_differences(saved, now):
             raise ConfigError(f"{work}: --resume with other settings than the saved run ({'; '.join(diffs)}); "
                               "pass the saved values to continue it, or use a new --out")
     work.mkdir(parents=True, exist_ok=True)
@@ -644,9 +646,9 @@ def _load_teacher(d: Distillation, model, n_classes: int):
 
 
 def resume_differences(saved: dict[str, Any], record: dict[str, Any]) -> list[str]:
-    """What keeps a run from resuming: each training setting (recipe field, seed, teacher) that differs between the
-    saved ``state.json`` and this run's record, as ``"name: saved X, now Y"``; empty when it may resume. The SWA
-    phase's settings may change until the run has entered it."""
+    """What keeps a run from resuming: each training setting (recipe field, seed, teacher, photo crop geometry) that
+    differs between the saved ``state.json`` and this run's record, as ``"name: saved X, now Y"``; empty when it may
+    resume. The SWA phase's settings may change until the run has entered it."""
     old, new = _training_part(saved.get("recipe")) or {}, _training_part(record.get("recipe")) or {}
     free: tuple[str, ...] = ()
     if len(saved.get("history") or []) <= int(old.get("epochs") or 0):
@@ -657,7 +659,23 @@ def resume_differences(saved: dict[str, Any], record: dict[str, Any]) -> list[st
              for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k) and k not in free]
     diffs += [f"{k}: saved {saved.get(k)!r}, now {record.get(k)!r}"
               for k in ("seed", "distill") if saved.get(k) != record.get(k)]
+    # GENKI crops made another way (margin, shift, alignment) are other training data. Fields added to the spec
+    # since a run was saved compare at their defaults; a run saved without a spec is not checked.
+    if saved.get("preprocess") is not None and record.get("preprocess") is not None:
+        old_p, new_p = (_spec_part(saved["preprocess"]), _spec_part(record["preprocess"]))
+        diffs += [f"preprocess.{k}: saved {old_p.get(k)!r}, now {new_p.get(k)!r}"
+                  for k in sorted(old_p.keys() | new_p.keys()) if old_p.get(k) != new_p.get(k)]
     return diffs
+
+
+def _spec_part(spec: dict[str, Any]) -> dict[str, Any]:
+    """A recorded PreprocessSpec with defaults filled in for fields added since (compared as recorded if invalid)."""
+    from pydantic import ValidationError
+
+    try:
+        return PreprocessSpec.model_validate(spec).model_dump(mode="json")
+    except ValidationError:
+        return spec
 
 
 def _training_part(recipe: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -56,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="crop margin around the BlazeFace box (PreprocessSpec.margin) for photos")
     parser.add_argument("--shift-y", type=float, default=DEFAULT_SHIFT_Y,
                         help="crop centre shift, fraction of the side (PreprocessSpec.shift_y)")
+    parser.add_argument("--align", action="store_true",
+                        help="rotate photo crops so the eye line is level (PreprocessSpec.align, BlazeFace eye "
+                        "keypoints); the bundle must crop the same way: calibrate --for ...,align=true")
     parser.add_argument("--init-from", type=Path, help="start from a checkpoint (best.keras of a run); with "
                         "--mid-channels, structured pruning: keep the strongest channels, then fine-tune")
     parser.add_argument("--mid-channels", type=lambda v: tuple(int(c) for c in v.split(",")),
@@ -124,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         warmup_epochs=args.warmup_epochs, swa_epochs=args.swa_epochs, swa_lr=args.swa_lr,
     )
     spec = PreprocessSpec(input_size=recipe.input_size, color="gray", scale="zero_one",
-                          margin=args.margin, shift_y=args.shift_y)
+                          margin=args.margin, shift_y=args.shift_y, align=args.align)
     cfg = TrainConfig(data=args.data, out=args.out, recipe=recipe, preprocess=spec, genki=args.genki,
                       workdir=args.workdir, seed=args.seed, resume=args.resume, threads=args.threads,
                       max_train=args.max_train, precision=args.precision, init_from=args.init_from,

@@ -486,6 +486,36 @@ def test_resume_ignores_export_only_recipe_fields():
     assert _training_part(unknown) != _training_part(new)
 
 
+def test_align_reaches_the_photo_crops_and_a_run_resumes_only_with_the_same_crops(monkeypatch, tmp_path):
+    """``train --align`` crops GENKI photos level at the eyes; GENKI crops made another way are other training
+    data, so ``--resume`` refuses a change of crop geometry and names it. A saved spec lacking a field added since
+    compares at that field's default."""
+    import argparse
+
+    import convert.train
+    from convert.commands.train import add_arguments, run
+    from convert.train import resume_differences
+    from edge.preprocess import PreprocessSpec
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    seen = []
+    monkeypatch.setattr(convert.train, "train", lambda cfg, progress: seen.append(cfg.preprocess) or {"best": None})
+    for extra in ([], ["--align"]):
+        assert run(parser.parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "m.keras"), *extra])) == 0
+    assert [s.align for s in seen] == [False, True]
+    assert (seen[1].margin, seen[1].shift_y) == (0.15, -0.1)
+
+    plain, aligned = (s.model_dump(mode="json") for s in seen)
+    base = {"recipe": None, "seed": 1, "distill": None}
+    assert resume_differences({**base, "preprocess": plain}, {**base, "preprocess": aligned}) == [
+        "preprocess.align: saved False, now True"]
+    older = {k: v for k, v in plain.items() if k != "align"}  # saved before the field existed
+    assert resume_differences({**base, "preprocess": older}, {**base, "preprocess": plain}) == []
+    assert resume_differences({**base}, {**base, "preprocess": aligned}) == []  # saved without a spec
+    assert PreprocessSpec.model_validate(older) == PreprocessSpec.model_validate(plain)
+
+
 def test_stem_convs_add_full_resolution_convolutions():
     from convert.recipes import build_model, get_recipe
 
