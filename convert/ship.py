@@ -69,9 +69,26 @@ def ship(model_path: str | Path, out: str | Path, bundle_id: str, record: dict[s
     )
 
 
+CROP_FIELDS = ("input_size", "color", "margin", "shift_y", "align")
+
+
+def crop_differences(record: dict[str, Any], bundle_spec: PreprocessSpec) -> list[str]:
+    """How a bundle would crop faces unlike the training run did, as ``"field: trained X, bundle Y"``.
+
+    The device crops every face with the bundle's spec; a model trained on photo crops made another way
+    (margin, shift, eye-line alignment) sees other faces than it learnt from. Empty when they agree or the
+    record has no spec.
+    """
+    if record.get("preprocess") is None:
+        return []
+    trained = PreprocessSpec.model_validate(record["preprocess"])
+    return [f"{k}: trained {getattr(trained, k)!r}, bundle {getattr(bundle_spec, k)!r}"
+            for k in CROP_FIELDS if getattr(trained, k) != getattr(bundle_spec, k)]
+
+
 def training_provenance(record: dict[str, Any]) -> dict[str, Any]:
     """What ``bundle.json`` keeps of a training record: enough to rebuild the model."""
-    keep = ("recipe", "seed", "data", "precision", "params", "best", "exported", "host", "distill")
+    keep = ("recipe", "preprocess", "seed", "data", "precision", "params", "best", "exported", "host", "distill")
     out = {k: record.get(k) for k in keep}
     if "swa" in record:  # the weight-averaging phase: its epochs, learning rate and val scores
         out["swa"] = record["swa"]

@@ -31,12 +31,17 @@ def main() -> int:
     args = ap.parse_args()
 
     from convert.heldout import classifier_latency_ms, fer_scores, genki_scores
-    from convert.ship import ship, training_provenance, update_manifest
+    from convert.ship import crop_differences, ship, training_provenance, update_manifest
+    from edge.bundle import load_bundle
 
     record = json.loads(args.model.with_suffix(".json").read_text())
     if not args.skip_quantize:
         ship(args.model, args.bundle, args.id, record)
         print(f"wrote {args.bundle}", flush=True)
+    if diffs := crop_differences(record, load_bundle(args.bundle, require_detector=False).manifest.preprocess):
+        print(f"error: {args.bundle} crops faces unlike the training run ({'; '.join(diffs)}); rebuild the "
+              "calibration set with `calibrate --for` matching the training crops, then convert again", file=sys.stderr)
+        return 2
     fer = fer_scores(args.bundle, args.data / "fer2013" / "val")
     print(f"FER2013 val (PublicTest, {fer['n']} faces): 7-class {fer['class_accuracy']:.2f}%  "
           f"valence {fer['valence_accuracy']:.2f}%", flush=True)
@@ -140,6 +145,7 @@ def write_validation(bundle: Path, record: dict, m: dict) -> None:
                        "in float")
         stages += ")"
     eca = " with ECA channel attention (ECA-Net) on its residual branches" if r.get("eca") else ""
+    level = ", rotated so the eye line is level" if (record.get("preprocess") or {}).get("align") else ""
     text = f"""# Validation report: {bundle.name} bundle
 
 Int8 classifier `classifier.tflite` ({m['classifier_bytes']:,} bytes), measured {m['measured']}.
@@ -154,7 +160,7 @@ Produced by `scripts/build_default_model.sh` (see docs/training.md).
 
 Training: recipe `{r['name']}`{eca} ({record.get('params', 0):,} parameters shipped), {stages}, seed {record['seed']},
 {record.get('precision')} on {record['host']['cpus']} CPU cores; FER2013 train ({record['data']['train_images']} faces)
-+ GENKI-4K train split ({record['data']['genki_train_photos']} photos through BlazeFace -> crop_face).
++ GENKI-4K train split ({record['data']['genki_train_photos']} photos through BlazeFace -> crop_face{level}).
 {_selection(record)}; GENKI's held-out split was never used in training.
 Test-time views averaged in the classifier graph: {_views(r)}.
 Training wall time: {total_s / 60:.0f} min ({len(secs)} epochs of {min(secs):.0f}-{max(secs):.0f} s each;
