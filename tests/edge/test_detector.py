@@ -324,3 +324,30 @@ def test_one_face_in_at_least_99_5_percent_of_genki(model_path: Path, genki_dir:
             ones += len(det.detect(cv2.imread(str(f)))) == 1
     rate = ones / len(files)
     assert rate >= 0.995, f"exactly one face in {rate:.2%} of {len(files)} GENKI photos"
+
+
+@pytest.mark.parametrize("degrees", [-20, 20])
+def test_aligned_crops_of_a_tilted_face_look_like_the_upright_crop(model_path: Path, degrees: int) -> None:
+    """``PreprocessSpec.align`` with the detector's own eye keypoints undoes a head tilt: the crop of a photo
+    rotated about the face matches the upright crop much better with alignment than without (a wrong eye order
+    or angle sign would turn the face further instead). Real BlazeFace on the public-domain photos the demo uses."""
+    from edge.demo import packaged_photos
+    from edge.preprocess import PreprocessSpec, crop_face
+
+    photos = packaged_photos()
+    if not photos:
+        pytest.skip("no packaged face photo (matplotlib or scikit-image) installed")
+    det = FaceDetector(DetectorOptions(model_path, min_face_px=0.0))
+    for path in photos:
+        img = cv2.imread(str(path))
+        up = det.detect(img)[0]
+        m = cv2.getRotationMatrix2D((up.box[0] + up.box[2] / 2, up.box[1] + up.box[3] / 2), degrees, 1.0)
+        tilted_img = cv2.warpAffine(img, m, img.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+        tilted = det.detect(tilted_img)[0]
+        corr = {}
+        for align in (False, True):
+            spec = PreprocessSpec(input_size=48, color="gray", margin=0.15, shift_y=-0.1, align=align)
+            a = crop_face(img, up.box, spec, up.eyes).astype(np.float64).ravel()
+            b = crop_face(tilted_img, tilted.box, spec, tilted.eyes).astype(np.float64).ravel()
+            corr[align] = float(np.corrcoef(a, b)[0, 1])
+        assert corr[True] > 0.6 and corr[True] > corr[False] + 0.15, (path.name, corr)
