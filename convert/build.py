@@ -143,6 +143,7 @@ def convert(opts: ConvertOptions, status: Status | None = None) -> ConvertResult
     check_output_size(labels, src.n_outputs, str(opts.model))
     calib = _calibration_set(opts, src, say)
     spec = resolve_spec(calib.spec, src.input_size, src.channels, opts)
+    _check_training_spec(opts.model, spec)
     if opts.prune is not None and not src.is_keras:
         raise ConfigError(f"{src.path}: pruning needs a Keras model (.keras, .h5 or a Keras SavedModel)")
     say(f"model {src.path.name}: {src.framework}, input {src.input_size}x{src.input_size}x{src.channels}, "
@@ -200,6 +201,19 @@ def convert(opts: ConvertOptions, status: Status | None = None) -> ConvertResult
             (bundle / "artifacts" / f"{a.name}.tflite").write_bytes(a.data)
     log.info("convert finished in %.1f s", time.perf_counter() - t_start)
     return ConvertResult(bundle, deployed.name, artifacts, metrics, gate_passed, gate_msg, notes)
+
+
+def _check_training_spec(model: str | Path, spec: PreprocessSpec) -> None:
+    """A model that ``train`` made must be deployed with the preprocessing it was trained on."""
+    from .ship import preprocess_mismatch, training_record
+
+    record = training_record(model)
+    if record and (diffs := preprocess_mismatch(record, spec)):
+        raise ConfigError(
+            f"{model} was trained on faces prepared otherwise than this bundle would prepare them "
+            f"({'; '.join(diffs)}); build the calibration set with the training run's settings "
+            f"(`emotion-edge calibrate ... --for` with those values; they are under 'preprocess' in "
+            f"{Path(model).with_suffix('.json').name})")
 
 
 def _pruned_artifacts(src: Any, spec: PreprocessSpec, labels: LabelSet, rep: np.ndarray,
@@ -278,7 +292,12 @@ def _calibration_set(opts: ConvertOptions, src: Any, say: Status) -> Any:
         return load_calibration_set(path)
     from calibration.spec import parse_spec
 
-    base = parse_spec(opts.calib_spec) if opts.calib_spec else PreprocessSpec()
+    from .ship import training_record
+
+    # A model `train` made is calibrated (and deployed) with the crops it was trained on, unless told otherwise.
+    record = training_record(opts.model)
+    trained = PreprocessSpec.model_validate(record["preprocess"]) if record else PreprocessSpec()
+    base = parse_spec(opts.calib_spec) if opts.calib_spec else trained
     spec = base.model_copy(update={"input_size": src.input_size, "color": "gray" if src.channels == 1 else "rgb",
                                    **({"scale": opts.scale} if opts.scale else {})})
     cs = build_calibration_set([path], spec, opts.calib_samples, cropped=opts.cropped, seed=opts.seed)  # type: ignore[arg-type]

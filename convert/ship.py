@@ -69,21 +69,28 @@ def ship(model_path: str | Path, out: str | Path, bundle_id: str, record: dict[s
     )
 
 
-CROP_FIELDS = ("input_size", "color", "margin", "shift_y", "align")
+def preprocess_mismatch(record: dict[str, Any], bundle_spec: PreprocessSpec) -> list[str]:
+    """How a bundle's preprocessing differs from its training run's, as ``"field: trained X, bundle Y"``.
 
-
-def crop_differences(record: dict[str, Any], bundle_spec: PreprocessSpec) -> list[str]:
-    """How a bundle would crop faces unlike the training run did, as ``"field: trained X, bundle Y"``.
-
-    The device crops every face with the bundle's spec; a model trained on photo crops made another way
-    (margin, shift, eye-line alignment) sees other faces than it learnt from. Empty when they agree or the
-    record has no spec.
+    The device prepares every face with the bundle's spec; a model trained on crops made another way (margin,
+    shift, eye-line alignment, enhancement, scaling) sees other faces than it learnt from. Empty when they agree
+    or the record has no spec.
     """
     if record.get("preprocess") is None:
         return []
     trained = PreprocessSpec.model_validate(record["preprocess"])
-    return [f"{k}: trained {getattr(trained, k)!r}, bundle {getattr(bundle_spec, k)!r}"
-            for k in CROP_FIELDS if getattr(trained, k) != getattr(bundle_spec, k)]
+    return [f"{k}: trained {a!r}, bundle {b!r}" for k, a, b in trained.differences(bundle_spec)]
+
+
+def training_record(model_path: str | Path) -> dict[str, Any] | None:
+    """The record ``emotion-edge train`` wrote next to ``model_path`` (``MODEL.json``), or None when there is none
+    (a model from elsewhere) or the file is not one."""
+    path = Path(model_path).with_suffix(".json")
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "recipe" in record and "preprocess" in record else None
 
 
 def training_provenance(record: dict[str, Any]) -> dict[str, Any]:

@@ -662,20 +662,16 @@ def resume_differences(saved: dict[str, Any], record: dict[str, Any]) -> list[st
     # GENKI crops made another way (margin, shift, alignment) are other training data. Fields added to the spec
     # since a run was saved compare at their defaults; a run saved without a spec is not checked.
     if saved.get("preprocess") is not None and record.get("preprocess") is not None:
-        old_p, new_p = (_spec_part(saved["preprocess"]), _spec_part(record["preprocess"]))
-        diffs += [f"preprocess.{k}: saved {old_p.get(k)!r}, now {new_p.get(k)!r}"
-                  for k in sorted(old_p.keys() | new_p.keys()) if old_p.get(k) != new_p.get(k)]
+        from pydantic import ValidationError
+
+        try:
+            old_p = PreprocessSpec.model_validate(saved["preprocess"])
+            new_p = PreprocessSpec.model_validate(record["preprocess"])
+        except ValidationError:  # a spec this code no longer reads: it differs, and resume says so
+            diffs.append(f"preprocess: saved {saved['preprocess']!r}, now {record['preprocess']!r}")
+        else:
+            diffs += [f"preprocess.{k}: saved {a!r}, now {b!r}" for k, a, b in old_p.differences(new_p)]
     return diffs
-
-
-def _spec_part(spec: dict[str, Any]) -> dict[str, Any]:
-    """A recorded PreprocessSpec with defaults filled in for fields added since (compared as recorded if invalid)."""
-    from pydantic import ValidationError
-
-    try:
-        return PreprocessSpec.model_validate(spec).model_dump(mode="json")
-    except ValidationError:
-        return spec
 
 
 def _training_part(recipe: dict[str, Any] | None) -> dict[str, Any] | None:

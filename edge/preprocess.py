@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -46,6 +46,15 @@ class PreprocessSpec(BaseModel):
     @property
     def channels(self) -> int:
         return 1 if self.color == "gray" else 3
+
+    def differences(self, other: PreprocessSpec) -> list[tuple[str, Any, Any]]:
+        """``(field, self's value, other's value)`` for each field that differs, in declaration order.
+
+        A classifier sees faces the way its spec crops them: two specs that differ
+        anywhere (crop geometry, alignment, enhancement, scaling) feed it other inputs.
+        """
+        return [(k, getattr(self, k), getattr(other, k)) for k in type(self).model_fields
+                if getattr(self, k) != getattr(other, k)]
 
 
 def square_box(

@@ -31,15 +31,15 @@ def main() -> int:
     args = ap.parse_args()
 
     from convert.heldout import classifier_latency_ms, fer_scores, genki_scores
-    from convert.ship import crop_differences, ship, training_provenance, update_manifest
+    from convert.ship import preprocess_mismatch, ship, training_provenance, update_manifest
     from edge.bundle import load_bundle
 
     record = json.loads(args.model.with_suffix(".json").read_text())
     if not args.skip_quantize:
         ship(args.model, args.bundle, args.id, record)
         print(f"wrote {args.bundle}", flush=True)
-    if diffs := crop_differences(record, load_bundle(args.bundle, require_detector=False).manifest.preprocess):
-        print(f"error: {args.bundle} crops faces unlike the training run ({'; '.join(diffs)}); rebuild the "
+    if diffs := preprocess_mismatch(record, load_bundle(args.bundle, require_detector=False).manifest.preprocess):
+        print(f"error: {args.bundle} prepares faces unlike the training run ({'; '.join(diffs)}); rebuild the "
               "calibration set with `calibrate --for` matching the training crops, then convert again", file=sys.stderr)
         return 2
     fer = fer_scores(args.bundle, args.data / "fer2013" / "val")

@@ -14,7 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib", required=True, metavar="NPZ|SOURCE",
                         help="calibration set from `emotion-edge calibrate`, or a source to build one from")
     parser.add_argument("--calib-spec", default=None, metavar="SPEC",
-                        help="crop geometry when --calib is a source, as `calibrate --for` (e.g. 'margin=0.15')")
+                        help="crop geometry when --calib is a source, as `calibrate --for` (e.g. 'margin=0.15'); "
+                        "default: the training run's (MODEL.json from `train`), else the plain spec")
     parser.add_argument("--calib-samples", type=int, default=500, metavar="N",
                         help="faces to sample when --calib is a source (default 500)")
     parser.add_argument("--out", required=True, metavar="BUNDLE", help="bundle directory to write")

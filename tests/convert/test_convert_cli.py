@@ -81,6 +81,50 @@ def test_corrupt_model_file_is_one_clear_line(fer_calib: Path, tmp_path: Path, c
     assert "cannot load model" in _one_error_line(capsys)
 
 
+def test_model_trained_on_other_crops_is_refused_before_any_work(keras3_model: Path, fer_calib: Path,  # type: ignore[no-untyped-def]
+                                                                  tmp_path: Path, cli, capsys) -> None:
+    """``train`` records its crop spec next to the model; a calibration set (and so a bundle) that would prepare
+    faces otherwise, here without eye-line alignment, stops convert with one line naming the field, and no bundle
+    is written. A matching record passes the check."""
+    import shutil
+
+    from calibration.representative import load_calibration_set
+    from convert.build import _check_training_spec
+
+    model = Path(shutil.copy(keras3_model, tmp_path / "m.keras"))
+    spec = load_calibration_set(fer_calib).spec
+    record = {"recipe": {"name": "edgenet"}, "preprocess": spec.model_copy(update={"align": True}).model_dump(mode="json")}
+    (tmp_path / "m.json").write_text(json.dumps(record))
+    rc = cli(["convert", str(model), "--labels", "fer7", "--calib", str(fer_calib), "--out", str(tmp_path / "o")])
+    assert rc != 0
+    line = _one_error_line(capsys)
+    assert "align: trained True, bundle False" in line and "calibrate" in line
+    assert not (tmp_path / "o").exists()
+    _check_training_spec(model, spec.model_copy(update={"align": True}))  # the same spec: no error
+
+
+def test_calibration_source_for_a_trained_model_defaults_to_its_training_crops(keras3_model: Path,  # type: ignore[no-untyped-def]
+                                                                               tmp_path: Path, cli, capsys) -> None:
+    """``--calib SOURCE`` without ``--calib-spec`` crops as the ``train`` record says, so the bundle does too; an
+    explicit spec that disagrees is refused."""
+    import shutil
+
+    from edge.preprocess import PreprocessSpec
+
+    model = Path(shutil.copy(keras3_model, tmp_path / "m.keras"))
+    trained = PreprocessSpec(input_size=48, color="gray", margin=0.15, shift_y=-0.1)
+    (tmp_path / "m.json").write_text(json.dumps({"recipe": {"name": "tiny"},
+                                                 "preprocess": trained.model_dump(mode="json")}))
+    args = ["convert", str(model), "--labels", "fer7", "--calib", str(DATA / "fer2013" / "train"),
+            "--calib-samples", "30", "--no-gate", "--latency-runs", "2", "--out", str(tmp_path / "b")]
+    assert cli(args) == 0
+    spec = json.loads((tmp_path / "b" / "bundle.json").read_text())["preprocess"]
+    assert (spec["margin"], spec["shift_y"], spec["align"]) == (0.15, -0.1, False)
+    capsys.readouterr()
+    assert cli(args[:-1] + [str(tmp_path / "c"), "--calib-spec", "margin=0.2,shift_y=-0.1"]) != 0
+    assert "margin: trained 0.15, bundle 0.2" in _one_error_line(capsys)
+
+
 def test_label_preset_that_does_not_match_the_model(legacy_h5: Path, fer_calib: Path, tmp_path: Path, cli,  # type: ignore[no-untyped-def]
                                                     capsys) -> None:
     rc = cli(["convert", str(legacy_h5), "--labels", "smile2", "--calib", str(fer_calib), "--out", str(tmp_path / "o")])

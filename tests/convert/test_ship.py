@@ -1,4 +1,4 @@
-"""convert.ship: the shipped bundle must crop faces the way its model was trained."""
+"""A bundle must prepare faces the way its model was trained (convert.ship, convert, the ship script)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from convert.ship import crop_differences, training_provenance
+from convert.ship import preprocess_mismatch, training_provenance, training_record
 from edge.bundle import load_bundle
 from edge.pipeline import default_bundle_path
 from edge.preprocess import PreprocessSpec
@@ -16,15 +16,30 @@ from edge.preprocess import PreprocessSpec
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_crop_differences_name_each_field_that_differs():
+def test_preprocess_mismatch_names_each_field_that_differs():
     spec = PreprocessSpec(input_size=48, color="gray", margin=0.15, shift_y=-0.1)
     record = {"preprocess": spec.model_dump(mode="json")}
-    assert crop_differences(record, spec) == []
-    assert crop_differences(record, spec.model_copy(update={"align": True, "margin": 0.2})) == [
+    assert preprocess_mismatch(record, spec) == []
+    assert preprocess_mismatch(record, spec.model_copy(update={"align": True, "margin": 0.2})) == [
         "margin: trained 0.15, bundle 0.2", "align: trained False, bundle True"]
-    assert crop_differences(record, spec.model_copy(update={"enhance": "clahe"})) == []  # not crop geometry
-    assert crop_differences({}, spec) == []  # a record without a spec is not checked
+    assert preprocess_mismatch(record, spec.model_copy(update={"enhance": "clahe"})) == [
+        "enhance: trained 'none', bundle 'clahe'"]
+    older = {k: v for k, v in record["preprocess"].items() if k != "unsharp"}  # recorded before a field existed
+    assert preprocess_mismatch({"preprocess": older}, spec) == []
+    assert preprocess_mismatch({}, spec) == []  # a record without a spec is not checked
     assert training_provenance(record)["preprocess"] == record["preprocess"]  # kept in bundle.json
+
+
+def test_training_record_is_read_only_from_a_train_run(tmp_path):
+    model = tmp_path / "m.keras"
+    assert training_record(model) is None  # no .json
+    (tmp_path / "m.json").write_text("{not json")
+    assert training_record(model) is None
+    (tmp_path / "m.json").write_text(json.dumps({"labels": ["a", "b"]}))  # some other file of that name
+    assert training_record(model) is None
+    rec = {"recipe": {"name": "edgenet"}, "preprocess": PreprocessSpec().model_dump(mode="json")}
+    (tmp_path / "m.json").write_text(json.dumps(rec))
+    assert training_record(model) == rec
 
 
 def test_ship_script_refuses_a_bundle_that_crops_unlike_training(tmp_path):
