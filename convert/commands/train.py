@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="loss weight of a GENKI photo relative to a FER image (edgenet: 2)")
     parser.add_argument("--dropout", type=float, help="override the recipe's dropout before the logits")
     parser.add_argument("--spatial-dropout", type=float, help="override the recipe's SpatialDropout2D rate")
+    parser.add_argument("--erase", type=float, metavar="P",
+                        help="random erasing: with probability P one rectangle (2-25 %% of the crop) of each training "
+                        "image becomes noise (AugmentSpec.erase; default 0, off)")
     parser.add_argument("--no-flip-tta", action="store_true", help="do not bake mirror-averaging into the export")
     parser.add_argument("--stem-convs", type=int, metavar="N",
                         help="edgenet: 3x3 convolutions at full resolution before the first pooling (default 1)")
@@ -105,7 +108,7 @@ def _distillation(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from convert.recipes import get_recipe
+    from convert.recipes import RECIPES, get_recipe
     from convert.train import TrainConfig, train
     from edge.errors import ConfigError
     from edge.preprocess import PreprocessSpec
@@ -125,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         mid_channels=args.mid_channels, peer_heads=args.peer_heads, peer_alpha=args.peer_alpha,
         peer_temperature=args.peer_temperature,
         warmup_epochs=args.warmup_epochs, swa_epochs=args.swa_epochs, swa_lr=args.swa_lr,
+        augment=None if args.erase is None else {**RECIPES[args.recipe].augment.model_dump(), "erase": args.erase},
     )
     spec = PreprocessSpec(input_size=recipe.input_size, color="gray", scale="zero_one",
                           margin=args.margin, shift_y=args.shift_y, align=args.align)

@@ -38,6 +38,24 @@ def test_augment_changes_images_and_stays_in_range():
     assert np.abs(out - x).mean(axis=(1, 2, 3)).min() > 0.01  # every image was changed
 
 
+def test_random_erasing_replaces_one_rectangle_of_the_drawn_size_in_about_p_of_the_images():
+    import tensorflow as tf
+
+    from convert.augment import AugmentSpec, augment_batch
+
+    spec = AugmentSpec(flip=False, rotation_deg=0, shift=0, zoom=0, brightness=0, contrast=0, noise=0, erase=0.5)
+    x = np.ones((200, 48, 48, 1), np.float32)  # erased pixels are uniform in [0, 1): never exactly 1
+    out = augment_batch(tf.constant(x), spec, seed=tf.constant([3, 4], tf.int64)).numpy()[..., 0]
+    changed = out < 1.0
+    erased = changed.any(axis=(1, 2))
+    assert 70 < erased.sum() < 130  # p = 0.5 of 200
+    for m in changed[erased]:
+        rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+        box = m[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        assert box.all()  # one filled axis-aligned rectangle, nothing outside it
+        assert 0.015 <= m.mean() <= 0.26  # 2-25 % of the area (pixel rounding)
+
+
 def test_augment_flip_only_mirrors():
     import tensorflow as tf
 
@@ -379,12 +397,14 @@ def test_dropout_rates_come_from_the_recipe_and_the_cli(monkeypatch, tmp_path):
     add_arguments(parser)
     args = parser.parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "m.keras"),
                               "--dropout", "0.2", "--spatial-dropout", "0", "--tta-zoom", "0",
-                              "--genki-weight", "3", "--eca"])
+                              "--genki-weight", "3", "--eca", "--erase", "0.5"])
     seen = []
     monkeypatch.setattr(convert.train, "train", lambda cfg, progress: seen.append(cfg.recipe) or {"best": None})
     assert run(args) == 0
     assert (seen[0].dropout, seen[0].spatial_dropout, seen[0].tta_zoom, seen[0].genki_weight) == (0.2, 0.0, 0.0, 3.0)
     assert seen[0].eca
+    # --erase changes only the erasing probability of the recipe's augmentation.
+    assert seen[0].augment == get_recipe("edgenet").augment.model_copy(update={"erase": 0.5})
 
 
 def test_structured_pruning_of_dead_channels_is_exact():
