@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .augment import AugmentSpec
 
@@ -282,7 +282,11 @@ def get_recipe(name: str, **overrides: Any) -> Recipe:
         raise ConfigError(f"unknown recipe {name!r}; choose one of {sorted(RECIPES)}")
     base = RECIPES[name]
     upd = {k: v for k, v in overrides.items() if v is not None}
-    return Recipe.model_validate({**base.model_dump(), **upd})
+    try:
+        return Recipe.model_validate({**base.model_dump(), **upd})
+    except ValidationError as e:  # an out-of-range CLI override: say which setting, not a traceback
+        bad = "; ".join(f"{'.'.join(map(str, err['loc']))} = {err.get('input')!r}: {err['msg']}" for err in e.errors())
+        raise ConfigError(f"recipe {name!r}: {bad}; change the option(s) and run again") from None
 
 
 def build_model(recipe: Recipe, n_classes: int):

@@ -171,5 +171,5 @@ def test_swa_options_come_from_the_cli_and_bad_ones_are_refused(monkeypatch, tmp
     with pytest.raises(ConfigError, match="--swa-epochs N"):
         train(TrainConfig(data=tmp_path, out=tmp_path / "m.keras", recipe=get_recipe("edgenet"),
                           preprocess=PreprocessSpec(), export_epoch="swa"))
-    with pytest.raises(ValueError, match="swa_epochs"):
+    with pytest.raises(ConfigError, match="swa_epochs = -1"):
         get_recipe("edgenet", swa_epochs=-1)

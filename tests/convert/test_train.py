@@ -148,11 +148,10 @@ def test_zoom_layer_is_the_cv2_centred_zoom_and_tta_views_agree():
 
 
 def test_tta_zoom_rejects_a_zoom_out():
-    from pydantic import ValidationError
-
     from convert.recipes import get_recipe
+    from edge.errors import ConfigError
 
-    with pytest.raises(ValidationError, match="zoom-in"):
+    with pytest.raises(ConfigError, match="zoom-in"):
         get_recipe("edgenet", tta_zoom=0.9)
     assert get_recipe("edgenet", tta_zoom=0.0).tta_zoom == 0.0
 
@@ -488,6 +487,16 @@ def test_train_cli_rejects_bad_distillation_input_with_clear_errors(tmp_path, ca
     assert not (tmp_path / "m.keras").exists()
 
 
+def test_train_cli_names_out_of_range_recipe_options_in_one_error(tmp_path, capsys):
+    from edge.cli import main
+
+    base = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "m.keras")]
+    assert main(base + ["--erase", "1.5", "--dropout", "1.2"]) != 0
+    err = capsys.readouterr().err
+    assert "augment.erase = 1.5" in err and "dropout = 1.2" in err and "Traceback" not in err
+    assert not (tmp_path / "m.keras").exists()
+
+
 def test_resume_ignores_export_only_recipe_fields():
     """A run started before a change of the export views (or the description) still resumes: those fields do not
     change training. Any training field still blocks it."""
@@ -729,7 +738,7 @@ def test_peer_heads_train_resume_and_export_only_the_own_head(tmp_path, monkeypa
     with pytest.raises(ConfigError, match="does not combine"):
         train(TrainConfig(data=data, out=tmp_path / "d.keras", recipe=recipe, preprocess=PreprocessSpec(),
                           init_from=cfg.work / "last.keras"))
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ConfigError, match=r"peer_heads = \(0,\).*positive"):
         get_recipe("edgenet", peer_heads=(0,))
 
 
