@@ -275,15 +275,17 @@ DEFAULT_RECIPE = "edgenet"
 
 
 def get_recipe(name: str, **overrides: Any) -> Recipe:
-    """A named recipe with ``overrides`` (None values ignored) applied."""
+    """A named recipe with ``overrides`` (None values ignored; a dict for ``augment`` changes only its keys) applied."""
     from edge.errors import ConfigError
 
     if name not in RECIPES:
         raise ConfigError(f"unknown recipe {name!r}; choose one of {sorted(RECIPES)}")
-    base = RECIPES[name]
+    base = RECIPES[name].model_dump()
     upd = {k: v for k, v in overrides.items() if v is not None}
+    # A dict for a nested settings model (augment={"erase": 0.5}) overrides only the keys it names.
+    upd = {k: {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v for k, v in upd.items()}
     try:
-        return Recipe.model_validate({**base.model_dump(), **upd})
+        return Recipe.model_validate({**base, **upd})
     except ValidationError as e:  # an out-of-range CLI override: say which setting, not a traceback
         bad = "; ".join(f"{'.'.join(map(str, err['loc']))} = {err.get('input')!r}: {err['msg']}" for err in e.errors())
         raise ConfigError(f"recipe {name!r}: {bad}; change the option(s) and run again") from None

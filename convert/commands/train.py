@@ -108,7 +108,7 @@ def _distillation(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from convert.recipes import RECIPES, get_recipe
+    from convert.recipes import get_recipe
     from convert.train import TrainConfig, train
     from edge.errors import ConfigError
     from edge.preprocess import PreprocessSpec
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         mid_channels=args.mid_channels, peer_heads=args.peer_heads, peer_alpha=args.peer_alpha,
         peer_temperature=args.peer_temperature,
         warmup_epochs=args.warmup_epochs, swa_epochs=args.swa_epochs, swa_lr=args.swa_lr,
-        augment=None if args.erase is None else {**RECIPES[args.recipe].augment.model_dump(), "erase": args.erase},
+        augment=None if args.erase is None else {"erase": args.erase},
     )
     spec = PreprocessSpec(input_size=recipe.input_size, color="gray", scale="zero_one",
                           margin=args.margin, shift_y=args.shift_y, align=args.align)
