@@ -13,6 +13,10 @@ reflection, contrast, brightness, noise), an optional SWA phase (constant lr, en
 recomputed over one augmented pass), flip test-time averaging at evaluation. What it does not: GENKI's partial-label
 photos (FER2013 only), Keras's asymmetric 'same' padding at stride 2, truncated He initialisation, bf16 on AMX.
 
+Self-contained on purpose: the GPU machines this project is lent have PyTorch but neither TensorFlow nor pydantic,
+so the few constants it shares with ``convert/`` are repeated here; ``tests/convert/test_torch_recipe_study.py`` checks
+them (classes, valence map, ECA kernel sizes, the learning-rate schedule) against the project's own.
+
 All arms' models train in lockstep as one grouped network (each model is a group of channels: its own weights,
 batches, dropout masks and learning rate), which keeps a small CNN's GPU kernels large.
 
@@ -36,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-FER_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
-VALENCE = np.array([2, 2, 2, 0, 1, 2, 1])  # positive 0, neutral 1, negative 2 (convert.datasets.FER_VALENCE)
+FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # convert.datasets' order
+VALENCE = np.array([2, 2, 2, 0, 2, 1, 1])  # positive 0, neutral 1, negative 2 (convert.datasets.FER_VALENCE)
 
 
 def pack(data: Path, out: Path) -> None:
@@ -80,6 +84,7 @@ class Arm:
     swa: int = 0  # SWA epochs after them
     swa_lr: float = 3e-4
     lr: float = 2e-3
+    warmup: float = 0.5  # epochs (edgenet's recipe)
     eca: bool = True
 
     @classmethod
@@ -193,7 +198,7 @@ def augment(x, g):
 
 def lr_at(arm: Arm, step: int, steps_per_epoch: int) -> float:
     """Keras CosineDecay with linear warm-up (convert.train._lr_schedule), then the constant SWA rate."""
-    total, warm = arm.epochs * steps_per_epoch, steps_per_epoch
+    total, warm = arm.epochs * steps_per_epoch, int(arm.warmup * steps_per_epoch)
     if step >= total:
         return arm.swa_lr
     if step < warm:
@@ -423,7 +428,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path(".gpu/fer.npz"))
     r = sub.add_parser("run", help="train every arm's seeds together and report seed means")
     r.add_argument("--data", default=".gpu/fer.npz")
-    r.add_argument("--arm", action="append", required=True, help="NAME:epochs=80,swa=16,swa_lr=3e-4,lr=2e-3,eca=1")
+    r.add_argument("--arm", action="append", required=True,
+                   help="NAME:epochs=80,swa=16,swa_lr=3e-4,lr=2e-3,warmup=0.5,eca=1")
     r.add_argument("--seeds", type=int, default=4, help="seeds per arm")
     r.add_argument("--seed0", type=int, default=0)
     r.add_argument("--batch", type=int, default=128)
