@@ -8,7 +8,7 @@ not the build: the shipped bundle is always trained by ``scripts/build_default_m
 What it mirrors (``convert/recipes.py``, ``convert/train.py``, ``convert/augment.py``): edgenet at the shipped width
 (mid channels 64,128,128,96) with ECA gates, dropout 0.1, no SpatialDropout, BatchNorm momentum 0.95 / eps 1e-3 with
 zero-initialised last BatchNorm of each branch, AdamW (lr 2e-3, weight decay 0.02, per-variable gradient clip norm 5),
-one warm-up epoch from lr/20, cosine decay to 1 %, label smoothing 0.1, batch 128, the same augmentation (affine with
+half an epoch of warm-up from lr/20, cosine decay to 1 %, label smoothing 0.1, batch 128, the same augmentation (affine with
 reflection, contrast, brightness, noise), an optional SWA phase (constant lr, end-of-epoch weight average, BatchNorm
 recomputed over one augmented pass), flip test-time averaging at evaluation. What it does not: GENKI's partial-label
 photos (FER2013 only), Keras's asymmetric 'same' padding at stride 2, truncated He initialisation, bf16 on AMX.
@@ -20,13 +20,15 @@ them (classes, valence map, ECA kernel sizes, the learning-rate schedule) agains
 All arms' models train in lockstep as one grouped network (each model is a group of channels: its own weights,
 batches, dropout masks and learning rate), which keeps a small CNN's GPU kernels large.
 
-Cost, measured on an NVIDIA H200 (session 17): a step took 34.3 ms for 2 models and 37.6 ms for 16 (eager PyTorch,
-launch-bound: the seed count is almost free), and an epoch 5.4-7.7 s, so 96 epochs take about 11 minutes whatever
-the seed count. ``--budget-s`` measures the step time first and stops before training if the study cannot fit.
+Cost, measured on an NVIDIA H200 (session 17). Eager PyTorch is launch-bound: a step took 34.3 ms for 2 models and
+37.6 ms for 16, an epoch 5.4-7.7 s, so 96 epochs take about 11 minutes whatever the seed count. With ``--graph`` the
+step is one replayed CUDA graph: 5.3 ms for 2 models, 13.9 for 8, 24.8 for 16; 96 epochs of 2 arms x 2 seeds took
+181 s (1.8 s an epoch), of 16 models about 9 minutes (5.6 s an epoch). ``--budget-s`` measures the step time first
+and stops before training if the study cannot fit.
 
     python scripts/torch_recipe_study.py pack --data ../shared/data --out .gpu/fer.npz
     python scripts/torch_recipe_study.py run --data .gpu/fer.npz --arm swa16:epochs=80,swa=16 \\
-        --arm cos96:epochs=96 --seeds 6 --out results.json
+        --arm cos96:epochs=96 --seeds 2 --graph --out results.json
 """
 
 from __future__ import annotations
@@ -218,15 +220,17 @@ def col(v, like):
     return v.view(-1, *[1] * (like.ndim - 1)).to(like.dtype)
 
 
-def train_step(net, params, state, xtr, ytr, idx, g, lr, t: int) -> None:
-    """One step of every model: augmented batches ``idx`` (K, m), label-smoothed CE, AdamW with per-model ``lr``."""
+def train_step(net, params, state, xtr, ytr, idx, g, lr, t) -> None:
+    """One step of every model: augmented batches ``idx`` (K, m), label-smoothed CE, AdamW with per-model ``lr``;
+    ``t`` is the step number (from 1), an int or a 0-d tensor; ``g`` the augmentation's generator (None: default)."""
     import torch
 
     K, m = idx.shape
     dev = xtr.device
     xb = augment(xtr[idx.reshape(-1)].float() / 255, g).view(K, m, 48, 48).transpose(0, 1)
     yb = ytr[idx].T  # (m, K)
-    with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
+    # No autocast weight cache: a CUDA graph capture must not keep casts made outside it.
+    with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda", cache_enabled=False):
         logits = net(xb.contiguous(memory_format=torch.channels_last)).float()
     # Sum over models of each model's batch mean: every model gets its own gradient.
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 7), yb.reshape(-1), label_smoothing=0.1,
@@ -246,7 +250,42 @@ def train_step(net, params, state, xtr, ytr, idx, g, lr, t: int) -> None:
             per_model(p, K).sub_(col(lr, per_model(upd, K)) * per_model(upd, K))
 
 
-def step_seconds(models: int, xtr, ytr, batch: int, steps: int = 15) -> float:
+class GraphedStep:
+    """``train_step`` captured once as a CUDA graph and replayed: eager PyTorch spends about 35 ms a step launching
+    this small network's kernels on an H200 (session 17). Batches must be full (``batch`` images per model); the
+    augmentation and dropout draw from the default CUDA generator, which graphs replay safely."""
+
+    def __init__(self, net, params, state, xtr, ytr, models: int, batch: int) -> None:
+        import torch
+
+        dev = xtr.device
+        self.idx = torch.zeros((models, batch), dtype=torch.long, device=dev)
+        self.lr = torch.zeros(models, device=dev)
+        self.t = torch.ones((), device=dev)
+        run = lambda: train_step(net, params, state, xtr, ytr, self.idx, None, self.lr, self.t)
+        tensors = [*net.parameters(), *net.buffers(), *(x for pair in state for x in pair)]
+        saved = [x.detach().clone() for x in tensors]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up outside the capture (cuDNN autotuning, allocations)
+            for _ in range(3):
+                run()
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            run()
+        with torch.no_grad():  # the warm-up steps leave no trace in weights, statistics or moments
+            for x, v in zip(tensors, saved):
+                x.copy_(v)
+
+    def __call__(self, idx, lr, t: int) -> None:
+        self.idx.copy_(idx)
+        self.lr.copy_(lr)
+        self.t.fill_(t)
+        self.graph.replay()
+
+
+def step_seconds(models: int, xtr, ytr, batch: int, graph: bool, steps: int = 15) -> float:
     """Measured wall time of one training step of ``models`` models in lockstep (after warm-up)."""
     import torch
 
@@ -258,13 +297,16 @@ def step_seconds(models: int, xtr, ytr, batch: int, steps: int = 15) -> float:
     g.manual_seed(0)
     lr = torch.full((models,), 1e-3, device=dev)
     idx = torch.randint(0, len(xtr), (models, batch), device=dev)
+    graphed = GraphedStep(net, params, state, xtr, ytr, models, batch) if graph else None
+    step = (lambda t: graphed(idx, lr, t)) if graphed else (lambda t: train_step(net, params, state, xtr, ytr, idx,
+                                                                                  g, lr, t))
     for i in range(5):
-        train_step(net, params, state, xtr, ytr, idx, g, lr, i + 1)
+        step(i + 1)
     if dev.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.time()
     for i in range(steps):
-        train_step(net, params, state, xtr, ytr, idx, g, lr, i + 6)
+        step(i + 6)
     if dev.type == "cuda":
         torch.cuda.synchronize()
     return (time.time() - t0) / steps
@@ -288,11 +330,12 @@ def run(a: argparse.Namespace) -> None:  # noqa: C901 - the study's whole loop
         xtr, ytr = xtr[keep], ytr[keep]
     n = len(xtr)
     spe = math.ceil(n / a.batch)
+    graph = a.graph and dev.type == "cuda"
     max_epochs = max(arm.total for arm in arms)
     if a.budget_s:
         # Seeds per arm from measured step times at two sizes (a + b * models), leaving a tenth for evaluation.
         k1, k2 = len(arms), len(arms) * a.seeds
-        t1, t2 = step_seconds(k1, xtr, ytr, a.batch), step_seconds(k2, xtr, ytr, a.batch)
+        t1, t2 = step_seconds(k1, xtr, ytr, a.batch, graph), step_seconds(k2, xtr, ytr, a.batch, graph)
         slope = max(1e-9, (t2 - t1) / max(1, k2 - k1))
         fits = lambda s: (t1 + slope * (len(arms) * s - k1)) * spe * max_epochs < 0.9 * a.budget_s
         seeds = next((s for s in range(a.seeds, 1, -1) if fits(s)), 0)
@@ -317,6 +360,7 @@ def run(a: argparse.Namespace) -> None:  # noqa: C901 - the study's whole loop
     g = torch.Generator(device=dev)
     g.manual_seed(a.seed0)
     gens = [torch.Generator(device="cpu").manual_seed(int(s) * 7919 + 1) for s in seeds]
+    graphed = GraphedStep(net, params, state, xtr, ytr, K, a.batch) if graph else None
     avg: list[torch.Tensor] | None = None
     avg_n = torch.zeros(K, device=dev)
     results: dict = {"arms": [asdict(x) for x in arms], "seeds": [int(s) for s in seeds],
@@ -362,7 +406,10 @@ def run(a: argparse.Namespace) -> None:  # noqa: C901 - the study's whole loop
         te = time.time()
         for b in range(spe):
             idx = perms[:, b * a.batch:(b + 1) * a.batch]  # (K, m)
-            train_step(net, params, state, xtr, ytr, idx, g, lr_vector(step, epoch), step + 1)
+            if graphed:  # a graph replays full batches: the last one is topped up from the epoch's start
+                graphed(torch.cat([idx, perms[:, : a.batch - idx.shape[1]]], 1), lr_vector(step, epoch), step + 1)
+            else:
+                train_step(net, params, state, xtr, ytr, idx, g, lr_vector(step, epoch), step + 1)
             step += 1
         # End of epoch: SWA snapshots for models in their SWA phase.
         with torch.no_grad():
@@ -435,6 +482,9 @@ def main() -> None:
     r.add_argument("--batch", type=int, default=128)
     r.add_argument("--eval-every", type=int, default=16)
     r.add_argument("--max-train", type=int, default=0, help="smoke tests: use only N training images")
+    r.add_argument("--graph", action="store_true",
+                   help="on a GPU: capture the training step as a CUDA graph (full batches: the last of an epoch is "
+                   "topped up from its start)")
     r.add_argument("--max-val", type=int, default=0, help="smoke tests: evaluate on the first N val images only")
     r.add_argument("--budget-s", type=float, default=0.0,
                    help="measure step times first and lower --seeds until the study fits this many seconds")
