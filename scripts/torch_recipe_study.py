@@ -8,8 +8,8 @@ not the build: the shipped bundle is always trained by ``scripts/build_default_m
 What it mirrors (``convert/recipes.py``, ``convert/train.py``, ``convert/augment.py``): edgenet at the shipped width
 (mid channels 64,128,128,96) with ECA gates, dropout 0.1, no SpatialDropout, BatchNorm momentum 0.95 / eps 1e-3 with
 zero-initialised last BatchNorm of each branch, AdamW (lr 2e-3, weight decay 0.02, per-variable gradient clip norm 5),
-half an epoch of warm-up from lr/20, cosine decay to 1 %, label smoothing 0.1, batch 128, the same augmentation (affine with
-reflection, contrast, brightness, noise), an optional SWA phase (constant lr, end-of-epoch weight average, BatchNorm
+half an epoch of warm-up from lr/20, cosine decay to 1 %, label smoothing 0.1, batch 128, the same augmentation
+(affine with reflection, contrast, brightness, noise), an optional SWA phase (constant lr, end-of-epoch weight average, BatchNorm
 recomputed over one augmented pass), flip test-time averaging at evaluation. What it does not: GENKI's partial-label
 photos (FER2013 only), Keras's asymmetric 'same' padding at stride 2, truncated He initialisation, bf16 on AMX.
 
@@ -392,7 +392,8 @@ def run(a: argparse.Namespace) -> None:  # noqa: C901 - the study's whole loop
         for i, arm in enumerate(arms):
             sel = owner == i
             acc, val = np.array(r["acc"])[sel], np.array(r["valence"])[sel]
-            parts.append(f"{arm.name} {acc.mean():.2f}+-{acc.std(ddof=1) if len(acc) > 1 else 0:.2f} / {val.mean():.2f}")
+            sd = acc.std(ddof=1) if len(acc) > 1 else 0.0
+            parts.append(f"{arm.name} {acc.mean():.2f}+-{sd:.2f} / {val.mean():.2f}")
         return f"{tag}: " + "; ".join(parts)
 
     def lr_vector(step: int, epoch: int):
