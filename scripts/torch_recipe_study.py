@@ -8,10 +8,11 @@ not the build: the shipped bundle is always trained by ``scripts/build_default_m
 What it mirrors (``convert/recipes.py``, ``convert/train.py``, ``convert/augment.py``): edgenet at the shipped width
 (mid channels 64,128,128,96) with ECA gates, dropout 0.1, no SpatialDropout, BatchNorm momentum 0.95 / eps 1e-3 with
 zero-initialised last BatchNorm of each branch, AdamW (lr 2e-3, weight decay 0.02, per-variable gradient clip norm 5),
-half an epoch of warm-up from lr/20, cosine decay to 1 %, label smoothing 0.1, batch 128, the same augmentation
-(affine with reflection, contrast, brightness, noise), an optional SWA phase (constant lr, end-of-epoch weight average, BatchNorm
-recomputed over one augmented pass), flip test-time averaging at evaluation. What it does not: GENKI's partial-label
-photos (FER2013 only), Keras's asymmetric 'same' padding at stride 2, truncated He initialisation, bf16 on AMX.
+half an epoch of warm-up from lr/20, cosine decay to 1 %, label smoothing 0.1, batch 128, the same augmentation (affine
+with reflection, contrast, brightness, noise), an optional SWA phase (constant lr, end-of-epoch weight average,
+BatchNorm recomputed over one augmented pass), flip test-time averaging at evaluation. What it does not: GENKI's
+partial-label photos (FER2013 only), Keras's asymmetric 'same' padding at stride 2, truncated He initialisation, bf16 on
+AMX.
 
 Self-contained on purpose: the GPU machines this project is lent have PyTorch but neither TensorFlow nor pydantic,
 so the few constants it shares with ``convert/`` are repeated here; ``tests/convert/test_torch_recipe_study.py`` checks
