@@ -94,8 +94,12 @@ class Arm:
     def parse(cls, text: str) -> Arm:
         name, _, rest = text.partition(":")
         kw: dict = {}
+        settings = [f for f in cls.__dataclass_fields__ if f != "name"]
         for item in filter(None, rest.split(",")):
             k, _, v = item.partition("=")
+            if k not in settings:
+                raise SystemExit(f"arm {name!r}: unknown setting {k!r}; use {', '.join(settings)} "
+                                 "(e.g. epochs=80,swa=16)")
             kw[k] = (v.lower() in ("1", "true", "yes")) if k == "eca" else type(getattr(cls, k))(v)
         return cls(name, **kw)
 

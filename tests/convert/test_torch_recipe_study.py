@@ -38,6 +38,8 @@ def test_arm_parsing(study):
     arm = study.Arm.parse("swa16:epochs=80,swa=16,swa_lr=3e-4,eca=0")
     assert (arm.name, arm.epochs, arm.swa, arm.swa_lr, arm.eca, arm.total) == ("swa16", 80, 16, 3e-4, False, 96)
     assert study.Arm.parse("cos96:epochs=96") == study.Arm("cos96", epochs=96)
+    with pytest.raises(SystemExit, match="unknown setting 'epoch'.*epochs, swa"):
+        study.Arm.parse("b:epoch=96")
 
 
 def test_learning_rate_schedule_matches_the_training_recipe(study):
