@@ -225,6 +225,15 @@ def col(v, like):
     return v.view(-1, *[1] * (like.ndim - 1)).to(like.dtype)
 
 
+def augmented_batch(xtr, idx, g):
+    """The network's input for batches ``idx`` (K, m) of uint8 images ``xtr``: augmented, (m, K, 48, 48)."""
+    import torch
+
+    K, m = idx.shape
+    xb = augment(xtr[idx.reshape(-1)].float() / 255, g).view(K, m, 48, 48).transpose(0, 1)
+    return xb.contiguous(memory_format=torch.channels_last)
+
+
 def train_step(net, params, state, xtr, ytr, idx, g, lr, t) -> None:
     """One step of every model: augmented batches ``idx`` (K, m), label-smoothed CE, AdamW with per-model ``lr``;
     ``t`` is the step number (from 1), an int or a 0-d tensor; ``g`` the augmentation's generator (None: default)."""
@@ -232,11 +241,10 @@ def train_step(net, params, state, xtr, ytr, idx, g, lr, t) -> None:
 
     K, m = idx.shape
     dev = xtr.device
-    xb = augment(xtr[idx.reshape(-1)].float() / 255, g).view(K, m, 48, 48).transpose(0, 1)
     yb = ytr[idx].T  # (m, K)
     # No autocast weight cache: a CUDA graph capture must not keep casts made outside it.
     with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda", cache_enabled=False):
-        logits = net(xb.contiguous(memory_format=torch.channels_last)).float()
+        logits = net(augmented_batch(xtr, idx, g)).float()
     # Sum over models of each model's batch mean: every model gets its own gradient.
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 7), yb.reshape(-1), label_smoothing=0.1,
                                              reduction="sum") / m
@@ -449,10 +457,8 @@ def run(a: argparse.Namespace) -> None:  # noqa: C901 - the study's whole loop
                 bn.momentum = None  # cumulative average, as convert.swa.recompute_batchnorm
             perms = torch.stack([torch.randperm(n, generator=gg) for gg in gens]).to(dev)
             for b in range(spe):
-                idx = perms[:, b * a.batch:(b + 1) * a.batch]
-                xb = augment(xtr[idx.reshape(-1)].float() / 255, g).view(K, idx.shape[1], 48, 48).transpose(0, 1)
                 with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
-                    net(xb.contiguous(memory_format=torch.channels_last))
+                    net(augmented_batch(xtr, perms[:, b * a.batch:(b + 1) * a.batch], g))
             for bn, (rm, rv) in zip(bns, kept):  # models without SWA keep their own statistics
                 keep = (use[:, None] == 0).expand(K, bn.num_features // K).reshape(-1)
                 bn.running_mean.copy_(torch.where(keep, rm, bn.running_mean))
