@@ -48,14 +48,23 @@ VALENCE = np.array([2, 2, 2, 0, 2, 1, 1])  # positive 0, neutral 1, negative 2 (
 
 
 def pack(data: Path, out: Path) -> None:
-    """FER2013 train/val as their original JPEG bytes (smaller than decoded pixels) + labels, one npz."""
+    """FER2013 train/val as their original JPEG bytes (smaller than decoded pixels) + labels, one npz.
+
+    Runs on the workstation, so it lists images with the project's own ``list_class_folders`` (same labels, same
+    checks); only ``run`` has to work without the project's dependencies."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from convert.datasets import list_class_folders
+    from edge.errors import ConfigError
+
     arrays = {}
     for split in ("train", "val"):
-        blobs, labels = [], []
-        for k, c in enumerate(FER_CLASSES):
-            for p in sorted((data / "fer2013" / split / c).iterdir()):
-                blobs.append(p.read_bytes())
-                labels.append(k)
+        try:
+            items = list_class_folders(data / "fer2013" / split)
+        except ConfigError as e:
+            raise SystemExit(f"pack: {e}") from None
+        blobs, labels = [p.read_bytes() for p, _ in items], [k for _, k in items]
         arrays[f"{split}_bytes"] = np.frombuffer(b"".join(blobs), np.uint8)
         arrays[f"{split}_ends"] = np.cumsum([len(b) for b in blobs])
         arrays[f"{split}_y"] = np.array(labels, np.int64)
