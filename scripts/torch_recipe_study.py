@@ -98,6 +98,7 @@ class Arm:
     lr: float = 2e-3
     warmup: float = 0.5  # epochs (edgenet's recipe)
     eca: bool = True
+    wd: float = 0.02  # AdamW's decoupled weight decay (train --weight-decay)
 
     @classmethod
     def parse(cls, text: str) -> Arm:
@@ -243,8 +244,9 @@ def augmented_batch(xtr, idx, g):
     return xb.contiguous(memory_format=torch.channels_last)
 
 
-def train_step(net, params, state, xtr, ytr, idx, g, lr, t) -> None:
-    """One step of every model: augmented batches ``idx`` (K, m), label-smoothed CE, AdamW with per-model ``lr``;
+def train_step(net, params, state, xtr, ytr, idx, g, lr, wd, t) -> None:
+    """One step of every model: augmented batches ``idx`` (K, m), label-smoothed CE, AdamW with per-model ``lr``
+    and weight decay ``wd``;
     ``t`` is the step number (from 1), an int or a 0-d tensor; ``g`` the augmentation's generator (None: default)."""
     import torch
 
@@ -268,8 +270,9 @@ def train_step(net, params, state, xtr, ytr, idx, g, lr, t) -> None:
             gr.mul_(col((5.0 / (norm + 1e-12)).clamp(max=1.0), gr))  # Keras clipnorm, per model
             m1.mul_(0.9).add_(p.grad, alpha=0.1)
             v2.mul_(0.999).addcmul_(p.grad, p.grad, value=0.001)
-            upd = (m1 / bc1) / ((v2 / bc2).sqrt_().add_(1e-7)) + 0.02 * p  # decoupled weight decay, times lr
-            per_model(p, K).sub_(col(lr, per_model(upd, K)) * per_model(upd, K))
+            upd = per_model((m1 / bc1) / ((v2 / bc2).sqrt_().add_(1e-7)), K)
+            upd.add_(col(wd, upd) * per_model(p, K))  # decoupled weight decay, times lr below
+            per_model(p, K).sub_(col(lr, upd) * upd)
 
 
 class GraphedStep:
@@ -277,14 +280,14 @@ class GraphedStep:
     this small network's kernels on an H200 (session 17). Batches must be full (``batch`` images per model); the
     augmentation and dropout draw from the default CUDA generator, which graphs replay safely."""
 
-    def __init__(self, net, params, state, xtr, ytr, models: int, batch: int) -> None:
+    def __init__(self, net, params, state, xtr, ytr, models: int, batch: int, wd) -> None:
         import torch
 
         dev = xtr.device
         self.idx = torch.zeros((models, batch), dtype=torch.long, device=dev)
         self.lr = torch.zeros(models, device=dev)
         self.t = torch.ones((), device=dev)
-        run = lambda: train_step(net, params, state, xtr, ytr, self.idx, None, self.lr, self.t)
+        run = lambda: train_step(net, params, state, xtr, ytr, self.idx, None, self.lr, wd, self.t)
         tensors = [*net.parameters(), *net.buffers(), *(x for pair in state for x in pair)]
         saved = [x.detach().clone() for x in tensors]
         side = torch.cuda.Stream()
@@ -318,10 +321,11 @@ def step_seconds(models: int, xtr, ytr, batch: int, graph: bool, steps: int = 15
     g = torch.Generator(device=dev)
     g.manual_seed(0)
     lr = torch.full((models,), 1e-3, device=dev)
+    wd = torch.full((models,), 0.02, device=dev)
     idx = torch.randint(0, len(xtr), (models, batch), device=dev)
-    graphed = GraphedStep(net, params, state, xtr, ytr, models, batch) if graph else None
+    graphed = GraphedStep(net, params, state, xtr, ytr, models, batch, wd) if graph else None
     step = (lambda t: graphed(idx, lr, t)) if graphed else (lambda t: train_step(net, params, state, xtr, ytr, idx,
-                                                                                  g, lr, t))
+                                                                                  g, lr, wd, t))
     for i in range(5):
         step(i + 1)
     if dev.type == "cuda":
@@ -382,7 +386,8 @@ def run(a: argparse.Namespace) -> None:  # noqa: C901 - the study's whole loop
     g = torch.Generator(device=dev)
     g.manual_seed(a.seed0)
     gens = [torch.Generator(device="cpu").manual_seed(int(s) * 7919 + 1) for s in seeds]
-    graphed = GraphedStep(net, params, state, xtr, ytr, K, a.batch) if graph else None
+    wd = torch.tensor([arms[i].wd for i in owner], device=dev)
+    graphed = GraphedStep(net, params, state, xtr, ytr, K, a.batch, wd) if graph else None
     avg: list[torch.Tensor] | None = None
     avg_n = torch.zeros(K, device=dev)
     results: dict = {"arms": [asdict(x) for x in arms], "seeds": [int(s) for s in seeds],
@@ -432,7 +437,7 @@ def run(a: argparse.Namespace) -> None:  # noqa: C901 - the study's whole loop
             if graphed:  # a graph replays full batches: the last one is topped up from the epoch's start
                 graphed(torch.cat([idx, perms[:, : a.batch - idx.shape[1]]], 1), lr_vector(step, epoch), step + 1)
             else:
-                train_step(net, params, state, xtr, ytr, idx, g, lr_vector(step, epoch), step + 1)
+                train_step(net, params, state, xtr, ytr, idx, g, lr_vector(step, epoch), wd, step + 1)
             step += 1
         # End of epoch: SWA snapshots for models in their SWA phase.
         with torch.no_grad():
@@ -497,7 +502,7 @@ def main() -> None:
     r = sub.add_parser("run", help="train every arm's seeds together and report seed means")
     r.add_argument("--data", default=".gpu/fer.npz")
     r.add_argument("--arm", action="append", required=True,
-                   help="NAME:epochs=80,swa=16,swa_lr=3e-4,lr=2e-3,warmup=0.5,eca=1")
+                   help="NAME:epochs=80,swa=16,swa_lr=3e-4,lr=2e-3,warmup=0.5,eca=1,wd=0.02")
     r.add_argument("--seeds", type=int, default=4, help="seeds per arm")
     r.add_argument("--seed0", type=int, default=0)
     r.add_argument("--batch", type=int, default=128)
