@@ -7,7 +7,8 @@ not the build: the shipped bundle is always trained by ``scripts/build_default_m
 
 What it mirrors (``convert/recipes.py``, ``convert/train.py``, ``convert/augment.py``): edgenet at the shipped width
 (mid channels 64,128,128,96) with ECA gates, dropout 0.1, no SpatialDropout, BatchNorm momentum 0.95 / eps 1e-3 with
-zero-initialised last BatchNorm of each branch, AdamW (lr 2e-3, weight decay 0.02, per-variable gradient clip norm 5),
+zero-initialised last BatchNorm of each branch, AdamW (lr 2e-3, decoupled weight decay per arm, ``wd=``, 0.02 unless
+given; per-variable gradient clip norm 5),
 half an epoch of warm-up from lr/20, cosine decay to 1 %, label smoothing 0.1, batch 128, the same augmentation (affine
 with reflection, contrast, brightness, noise), an optional SWA phase (constant lr, end-of-epoch weight average,
 BatchNorm recomputed over one augmented pass), flip test-time averaging at evaluation. What it does not: GENKI's
@@ -26,6 +27,8 @@ Cost, measured on an NVIDIA H200 (session 17). Eager PyTorch is launch-bound: a 
 step is one replayed CUDA graph: 5.3 ms for 2 models, 13.9 for 8, 24.8 for 16; 96 epochs of 2 arms x 2 seeds took
 181 s (1.8 s an epoch), of 16 models about 9 minutes (5.6 s an epoch). ``--budget-s`` measures the step time first
 and stops before training if the study cannot fit.
+Session 18: 80 epochs of 4 arms x 4 seeds took 458 s of training (25.1 ms a step for 16 models), 479 s for the
+whole command; 96 epochs of 2 x 2 seeds 184 s.
 
     python scripts/torch_recipe_study.py pack --data ../shared/data --out .gpu/fer.npz
     python scripts/torch_recipe_study.py run --data .gpu/fer.npz --arm swa16:epochs=80,swa=16 \\
