@@ -46,7 +46,7 @@ class Recipe(BaseModel):
     lr: float = 2e-3
     optimizer: Literal["adamw", "sgd"] = Field(
         "adamw", description="adamw, or sgd (momentum 0.9, Nesterov); both decay weights by lr * weight_decay per "
-        "step, so SGD wants a far smaller weight_decay (about 5e-4) than AdamW (0.02 at lr 2e-3)")
+        "step, so SGD wants a far smaller weight_decay (about 5e-4) than AdamW (0.2 at lr 2e-3 in the default build)")
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
