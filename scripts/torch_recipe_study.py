@@ -7,8 +7,8 @@ not the build: the shipped bundle is always trained by ``scripts/build_default_m
 
 What it mirrors (``convert/recipes.py``, ``convert/train.py``, ``convert/augment.py``): edgenet at the shipped width
 (mid channels 64,128,128,96) with ECA gates, dropout 0.1, no SpatialDropout, BatchNorm momentum 0.95 / eps 1e-3 with
-zero-initialised last BatchNorm of each branch, AdamW (lr 2e-3, decoupled weight decay per arm, ``wd=``, 0.02 unless
-given; per-variable gradient clip norm 5),
+zero-initialised last BatchNorm of each branch, AdamW (lr 2e-3, decoupled weight decay 0.2 since session 18 or per arm,
+``wd=``; per-variable gradient clip norm 5),
 half an epoch of warm-up from lr/20, cosine decay to 1 %, label smoothing 0.1, batch 128, the same augmentation (affine
 with reflection, contrast, brightness, noise), an optional SWA phase (constant lr, end-of-epoch weight average,
 BatchNorm recomputed over one augmented pass), flip test-time averaging at evaluation. What it does not: GENKI's
@@ -101,7 +101,7 @@ class Arm:
     lr: float = 2e-3
     warmup: float = 0.5  # epochs (edgenet's recipe)
     eca: bool = True
-    wd: float = 0.02  # AdamW's decoupled weight decay (train --weight-decay)
+    wd: float = 0.2  # AdamW's decoupled weight decay (train --weight-decay; the build's since session 18)
 
     @classmethod
     def parse(cls, text: str) -> Arm:
@@ -505,7 +505,7 @@ def main() -> None:
     r = sub.add_parser("run", help="train every arm's seeds together and report seed means")
     r.add_argument("--data", default=".gpu/fer.npz")
     r.add_argument("--arm", action="append", required=True,
-                   help="NAME:epochs=80,swa=16,swa_lr=3e-4,lr=2e-3,warmup=0.5,eca=1,wd=0.02")
+                   help="NAME:epochs=80,swa=16,swa_lr=3e-4,lr=2e-3,warmup=0.5,eca=1,wd=0.2")
     r.add_argument("--seeds", type=int, default=4, help="seeds per arm")
     r.add_argument("--seed0", type=int, default=0)
     r.add_argument("--batch", type=int, default=128)

@@ -58,3 +58,14 @@ def test_learning_rate_schedule_matches_the_training_recipe(study):
     theirs = np.array([float(keras.ops.convert_to_numpy(keras_lr(s))) for s in steps])
     np.testing.assert_allclose(ours, theirs, rtol=1e-5)
     assert study.lr_at(arm, 80 * spe, spe) == pytest.approx(3e-4)
+
+
+def test_arm_defaults_are_the_build_scripts_recipe(study):
+    """An arm's optimiser defaults are the build script's (its SWA phase is named per arm: ``swa=16``)."""
+    import re
+
+    script = (ROOT / "scripts" / "build_default_model.sh").read_text()
+    flag = lambda name: re.search(rf"--{name} (\S+)", script).group(1)
+    arm = study.Arm("a")
+    assert flag("optimizer") == "adamw" and "--eca" in script and arm.eca
+    assert (arm.lr, arm.wd, arm.swa_lr) == (float(flag("lr")), float(flag("weight-decay")), float(flag("swa-lr")))
