@@ -324,7 +324,7 @@ def step_seconds(models: int, xtr, ytr, batch: int, graph: bool, steps: int = 15
     g = torch.Generator(device=dev)
     g.manual_seed(0)
     lr = torch.full((models,), 1e-3, device=dev)
-    wd = torch.full((models,), 0.02, device=dev)
+    wd = torch.full((models,), Arm.wd, device=dev)  # the value does not change the time
     idx = torch.randint(0, len(xtr), (models, batch), device=dev)
     graphed = GraphedStep(net, params, state, xtr, ytr, models, batch, wd) if graph else None
     step = (lambda t: graphed(idx, lr, t)) if graphed else (lambda t: train_step(net, params, state, xtr, ytr, idx,
