@@ -50,8 +50,10 @@ def test_learning_rate_schedule_matches_the_training_recipe(study):
     from convert.train import _lr_schedule
 
     spe = 241
-    recipe = get_recipe("edgenet", optimizer="adamw", lr=2e-3, weight_decay=0.02, swa_epochs=16, swa_lr=3e-4)
-    arm = study.Arm("a", epochs=recipe.epochs, swa=16, swa_lr=3e-4, lr=2e-3, warmup=recipe.warmup_epochs)
+    base = study.Arm("a")  # the build script's optimiser settings (test_arm_defaults_are_the_build_scripts_recipe)
+    recipe = get_recipe("edgenet", optimizer="adamw", lr=base.lr, weight_decay=base.wd, swa_epochs=16,
+                        swa_lr=base.swa_lr)
+    arm = study.Arm("a", epochs=recipe.epochs, swa=16, swa_lr=base.swa_lr, lr=base.lr, warmup=recipe.warmup_epochs)
     keras_lr = _lr_schedule(recipe, spe)
     steps = [0, 1, 60, 119, 120, 121, 5000, 12000, 80 * spe - 1, 80 * spe, 96 * spe - 1]
     ours = np.array([study.lr_at(arm, s, spe) for s in steps])
