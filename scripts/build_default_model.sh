@@ -15,6 +15,8 @@
 # figure (session 7, docs/training.md); `--init-from ... --mid-channels` still does that pruning.
 # 2. `emotion-edge calibrate` + `convert` (full int8, gate, confidence calibration, report)
 # 3. training record + held-out figures into bundle.json and VALIDATION.md.
+# Val is scored after every 8th epoch only (`--val-every 8`, session 19: about 5 s an epoch on this 2-core host; the
+# weights do not depend on it), and after epochs 80 and 96.
 # Training is resumable: rerun the script to continue an interrupted run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +32,7 @@ stage() {  # stage OUT ARGS...: train unless OUT exists; resume a started run
     "$PY" -m edge train "${common[@]}" --out "$out" "${resume[@]}" "$@"
 }
 stage "$WORK/model.keras" --mid-channels 64,128,128,96 --dropout 0.1 --spatial-dropout 0 \
-    --optimizer adamw --lr 2e-3 --weight-decay 0.2 --swa-epochs 16 --swa-lr 3e-4 --eca
+    --optimizer adamw --lr 2e-3 --weight-decay 0.2 --swa-epochs 16 --swa-lr 3e-4 --eca --val-every 8
 "$PY" -m edge calibrate "$DATA/fer2013/train" --for "size=48,color=gray,margin=0.15,shift_y=-0.1" \
     --out "$WORK/calib.npz"
 "$PY" -m edge convert "$WORK/model.keras" --labels fer7 --calib "$WORK/calib.npz" --eval "$DATA/fer2013/val" \

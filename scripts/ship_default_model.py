@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -61,7 +62,12 @@ def main() -> int:
 def _rows(hist: list[dict], stage: str) -> str:
     return "\n".join(
         f"| {stage} | {h['epoch']} | {h['seconds']:.0f} | {h['loss']:.4f} | {100 * h['train_acc']:.2f} | "
-        f"{100 * h['val_acc']:.2f} | {100 * h['val_valence_acc']:.2f} |" for h in hist)
+        f"{_pct(h['val_acc'])} | {_pct(h['val_valence_acc'])} |" for h in hist)
+
+
+def _pct(v: float | None) -> str:
+    """A val score as a percentage; "-" for an epoch between val watches (``train --val-every``)."""
+    return "-" if v is None or math.isnan(v) else f"{100 * v:.2f}"
 
 
 def _matrix(title: str, names: list[str], m: list[list[int]]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -92,6 +93,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--export-epoch", choices=["best", "last", "swa"],
                         help="which weights OUT holds: best (highest val score; the default without SWA), last (val "
                         "only watched) or swa (the weight average; the default with --swa-epochs)")
+    parser.add_argument("--val-every", type=int, default=1, metavar="N",
+                        help="score val after every N-th epoch only (and after the cosine phase's last epoch and the "
+                        "run's last); the epochs between show 'val -' and are never the best. Scoring does not touch "
+                        "training: the weights are the same for any N (default 1)")
     parser.add_argument("--max-train", type=int, default=0, help="use only N training images (smoke tests)")
 
 
@@ -135,13 +140,16 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(data=args.data, out=args.out, recipe=recipe, preprocess=spec, genki=args.genki,
                       workdir=args.workdir, seed=args.seed, resume=args.resume, threads=args.threads,
                       max_train=args.max_train, precision=args.precision, init_from=args.init_from,
+                      val_every=args.val_every,
                       distill=_distillation(args),
                       export_epoch=args.export_epoch or ("swa" if recipe.swa_epochs else "best"))
 
     def progress(e) -> None:
         star = " *" if e.best else ""
+        v = "val -       valence -     " if math.isnan(e.val_valence_acc) else \
+            f"val {e.val_acc:.4f}  valence {e.val_valence_acc:.4f}"
         print(f"epoch {e.epoch:3d}/{e.epochs}  {e.seconds:6.1f}s  loss {e.loss:.4f}  train {e.train_acc:.4f}  "
-              f"val {e.val_acc:.4f}  valence {e.val_valence_acc:.4f}  lr {e.lr:.2e}{star}", flush=True)
+              f"{v}  lr {e.lr:.2e}{star}", flush=True)
 
     swa = f" + {recipe.swa_epochs} averaged at lr {recipe.swa_learning_rate:g}" if recipe.swa_epochs else ""
     print(f"training {recipe.name} for {recipe.epochs}{swa} epochs, seed {args.seed}, work folder {cfg.work}",

@@ -314,6 +314,70 @@ def test_export_epoch_last_and_training_without_val(tmp_path, monkeypatch, with_
         assert record["best"]["epoch"] == 3
 
 
+def test_val_every_thins_the_val_watch_without_touching_training(tmp_path, monkeypatch, capsys):
+    """``--val-every 2``: val is scored after epochs 2 and 3 (the last) only, the unscored epoch 1 is never the best,
+    and the weights are bit-for-bit those of a run that scored every epoch (the build relies on this)."""
+    import argparse
+    import math
+
+    import keras
+
+    import convert.train
+    from convert.commands.train import add_arguments, run
+    from convert.recipes import get_recipe
+    from convert.train import EpochResult, TrainConfig, train, val_watched
+    from edge.preprocess import PreprocessSpec
+
+    monkeypatch.setenv("EMOTION_EDGE_CACHE", str(tmp_path / "cache"))
+    assert [e for e in range(1, 97) if val_watched(e, 8, 80, 96)] == [*range(8, 81, 8), 88, 96]
+    assert [e for e in range(1, 11) if val_watched(e, 4, 6, 10)] == [4, 6, 8, 10]
+    data = synthetic_fer_folders(tmp_path / "data")
+    recipe = get_recipe("edgenet", epochs=3, batch_size=16, width=0.25, warmup_epochs=0.5)
+    weights, histories = {}, {}
+    for every in (1, 2):
+        cfg = TrainConfig(data=data, out=tmp_path / f"every{every}.keras", recipe=recipe, preprocess=PreprocessSpec(),
+                          seed=3, precision="float32", val_every=every)
+        record = train(cfg)
+        histories[every] = record["history"]
+        assert json.loads((cfg.work / "state.json").read_text())["val_every"] == every
+        weights[every] = keras.saving.load_model(cfg.work / "last.keras", compile=False).get_weights()
+    assert [not math.isnan(h["val_acc"]) for h in histories[2]] == [False, True, True]
+    assert not histories[2][0]["best"] and any(h["best"] for h in histories[2])
+    for a, b in zip(histories[1][1:], histories[2][1:]):
+        assert (a["loss"], a["val_acc"], a["val_valence_acc"]) == (b["loss"], b["val_acc"], b["val_valence_acc"])
+    assert all(np.array_equal(a, b) for a, b in zip(weights[1], weights[2]))
+
+    # The CLI passes the flag on and prints an unscored epoch as "val -".
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--data", str(data), "--out", str(tmp_path / "m.keras"), "--val-every", "4"])
+    seen = []
+
+    def fake_train(cfg, progress):
+        seen.append(cfg.val_every)
+        progress(EpochResult(1, 80, 50.0, 1.5, 0.4, math.nan, math.nan, 1e-3, False))
+        progress(EpochResult(4, 80, 50.0, 1.2, 0.5, 0.55, 0.7, 1e-3, True))
+        return {"best": None}
+
+    monkeypatch.setattr(convert.train, "train", fake_train)
+    assert run(args) == 0 and seen == [4]
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("epoch")]
+    assert "val -" in lines[0] and "nan" not in lines[0]
+    assert "val 0.5500  valence 0.7000" in lines[1] and lines[1].endswith(" *")
+
+
+def test_val_every_must_be_positive(tmp_path):
+    from convert.recipes import get_recipe
+    from convert.train import TrainConfig, train
+    from edge.errors import ConfigError
+    from edge.preprocess import PreprocessSpec
+
+    cfg = TrainConfig(data=tmp_path, out=tmp_path / "m.keras", recipe=get_recipe("edgenet"),
+                      preprocess=PreprocessSpec(), val_every=0)
+    with pytest.raises(ConfigError, match="--val-every 0"):
+        train(cfg)
+
+
 def test_distilled_pruned_run_leaves_the_teacher_alone_and_resumes(tmp_path, monkeypatch):
     """Fine-tune a pruned copy with its unpruned parent as teacher: the record names the teacher,
     the student checkpoints are plain models, resume works and keeps the teacher."""
