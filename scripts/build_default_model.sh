@@ -8,7 +8,8 @@
 # int8 file, about 0.06 ms). AdamW (lr 2e-3), named here since edgenet's default became Nesterov SGD (session 10),
 # with decoupled weight decay 0.2 (session 18: ten times sessions 8-17's 0.02; in a 4-seed PyTorch study the 7-class
 # seed mean rose 0.7 points, 1.7 with SWA over 2 seeds; docs/training.md).
-# About 77 min end to end on a 2-core AMD EPYC (Zen 5) (session 14), 94 min on session 18's slower Xeon.
+# About 77 min end to end on a 2-core AMD EPYC (Zen 5) (session 14), 94 min on session 18's slower Xeon, 85 min on
+# that Xeon with val scored every 8th epoch (session 19, which wrote a byte-identical classifier.tflite).
 # Peer heads (`--peer-heads 192,96`, session 11) cost 16 min more and did not help over two seeds (session 12,
 # docs/training.md), so the build does not use them.
 # Training this width from scratch beat pruning the full-width model 192 -> 96 + 2 distilled epochs on every
