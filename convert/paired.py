@@ -63,10 +63,17 @@ def paired(figure: str, right_a: np.ndarray, right_b: np.ndarray) -> PairedResul
                         int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum()))
 
 
-def compare_on_genki(bundle_a: str | Path, bundle_b: str | Path, genki: str | Path) -> PairedResult:
-    """Positive vs not on GENKI's held-out split, full device path (a missed face is an error), photo by photo."""
-    a, b = (np.array(genki_outcomes(x, genki)) == "right" for x in (bundle_a, bundle_b))
-    return paired("GENKI held-out", a, b)
+def compare_on_genki(bundle_a: str | Path, bundle_b: str | Path, genki: str | Path,
+                     split: str = "test") -> PairedResult:
+    """Positive vs not on GENKI photos, full device path (a missed face is an error), photo by photo.
+
+    ``split="test"`` is the held-out split; ``"train"`` the photos training used, which says how hard each
+    bundle fits them (set beside the held-out figure, how much of that fit carries over).
+    """
+    if split not in ("test", "train"):
+        raise ValueError(f"GENKI split {split!r}: choose test or train")
+    a, b = (np.array(genki_outcomes(x, genki, split=split)) == "right" for x in (bundle_a, bundle_b))
+    return paired("GENKI held-out" if split == "test" else "GENKI training split", a, b)
 
 
 FIGURE_NAMES = {"class": "{k}-class", "valence": "valence (3-class)", "smile": "smile (positive vs not)"}

@@ -2,10 +2,12 @@
 """Compare two bundles face by face on FER2013 val and photo by photo on GENKI's held-out split.
 
     python scripts/compare_bundles.py BUNDLE_A BUNDLE_B [--data ../shared/data] [--no-genki] [--limit N]
+                                      [--genki-train]
 
 For each figure: how many items each bundle gets right, how many only A or only B gets right, and the exact
-McNemar p-value of that split (convert/paired.py). A small p says these two models differ; it does not say
-their recipes do (seeds alone can differ that much: compare several seeds of each recipe). Runs on the
+McNemar p-value of that split (convert/paired.py). ``--genki-train`` adds GENKI's training split: how hard each
+bundle fits the photos it trained on, beside how well it does on the held-out ones. A small p says these two
+models differ; it does not say their recipes do (seeds alone can differ that much: compare several seeds of each recipe). Runs on the
 device runtime, no TensorFlow. Exit status 0, or 2 with a message when a bundle or the data cannot be read.
 """
 
@@ -27,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="folder with fer2013/val and genki4k (default: ../shared/data)")
     ap.add_argument("--no-genki", action="store_true", help="FER2013 val only (GENKI runs the detector: slower)")
     ap.add_argument("--limit", type=int, default=None, help="a class-balanced subset of N FER faces")
+    ap.add_argument("--genki-train", action="store_true",
+                    help="also compare on GENKI's training split (the photos training used: how hard each fits them)")
     args = ap.parse_args(argv)
 
     from convert.paired import compare_on_data, compare_on_genki
@@ -53,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         results = compare_on_data(args.bundle_a, args.bundle_b, [str(fer)], limit=args.limit)
         if not args.no_genki:
             results.append(compare_on_genki(args.bundle_a, args.bundle_b, genki))
+            if args.genki_train:
+                results.append(compare_on_genki(args.bundle_a, args.bundle_b, genki, split="train"))
     except EmotionEdgeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -94,6 +94,19 @@ def test_compare_on_genki_matches_the_reported_figure(genki_dir: Path) -> None:
     assert r.only_a == r.only_b == 0
 
 
+@needs_data
+def test_compare_on_genki_training_split_is_the_photos_training_used(genki_dir: Path) -> None:
+    from convert.heldout import genki_scores
+
+    r = compare_on_genki(default_bundle_path(), default_bundle_path(), genki_dir, split="train")
+    s = genki_scores(default_bundle_path(), genki_dir, split="train")
+    held = genki_scores(default_bundle_path(), genki_dir)
+    assert r.figure == "GENKI training split" and r.n == s["n"] == 3000 - held["n"]
+    assert r.right_a == r.right_b == round(s["smile_accuracy"] * s["n"] / 100)
+    with pytest.raises(ValueError, match="choose test or train"):
+        compare_on_genki(default_bundle_path(), default_bundle_path(), genki_dir, split="val")
+
+
 def _script():  # type: ignore[no-untyped-def]
     spec = importlib.util.spec_from_file_location("compare_bundles", ROOT / "scripts" / "compare_bundles.py")
     mod = importlib.util.module_from_spec(spec)
@@ -109,6 +122,10 @@ def test_script_prints_one_line_per_figure(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in out[2:]] == ["7-class", "valence"]
     assert all("right only with A 0, only with B 0, exact McNemar p = 1.000" in line for line in out[2:])
+    assert _script().main([d, d, "--data", str(DATA), "--genki-train", "--limit", "7"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(" A ")[0].strip() for line in out[2:]] == [
+        "7-class", "valence (3-class)", "GENKI held-out", "GENKI training split"]
 
 
 def test_script_errors_name_what_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
