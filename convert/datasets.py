@@ -39,6 +39,8 @@ FER_VALENCE: dict[str, str] = {
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 # Cache format version: bump when what is stored changes.
 _CACHE_VERSION = 1
+# How GENKI photos find their face before the crop: as the daemon does on video, or as `analyze` does on photos.
+GENKI_DETECTORS = ("video", "photo")
 
 
 @dataclass
@@ -185,27 +187,40 @@ def load_genki(
     detector_path: Path | None = None,
     score_threshold: float = 0.5,
     use_cache: bool = True,
+    detector: str = "video",
 ) -> GenkiSet:
     """GENKI-4K photos through the device crop path (BlazeFace -> ``crop_face``).
 
     The best-scoring face of each photo is kept; photos with no face get a
     zero crop and ``found=False`` (a miss counts as an error in evaluation).
+    ``detector="video"`` finds faces as the daemon does (``score_threshold``, no
+    zoom on a miss); ``"photo"`` as ``analyze`` and the held-out GENKI figure do
+    (``still_image_options``: score 0.6, zoom on a miss; ``score_threshold`` unused).
+    BlazeFace blends overlapping boxes above its threshold, so the two frame a
+    face a little differently.
     """
     from edge.assets import find_blazeface
-    from edge.detector import DetectorOptions, FaceDetector
+    from edge.detector import DetectorOptions, FaceDetector, still_image_options
 
     root = Path(root)
     rows = read_genki_labels(root)
     files = [f for f, _ in rows]
     smile = np.array([s for _, s in rows], np.int32)
     det_path = Path(detector_path) if detector_path else find_blazeface()
-    key = _key(_CACHE_VERSION, "genki", str(root.resolve()), files, spec.model_dump(), score_threshold,
+    if detector not in GENKI_DETECTORS:
+        raise ConfigError(f"GENKI detector setting {detector!r}: choose one of {', '.join(GENKI_DETECTORS)}")
+    opts = (still_image_options(det_path) if detector == "photo"
+            else DetectorOptions(model_path=det_path, score_threshold=score_threshold, min_face_px=0.0))
+    # The video setting keeps its original key, so caches made before the photo setting existed stay valid.
+    how: tuple = (score_threshold,) if detector == "video" else ("photo", opts.score_threshold, opts.zoom_on_miss,
+                                                                 opts.min_face_px, opts.max_inside)
+    key = _key(_CACHE_VERSION, "genki", str(root.resolve()), files, spec.model_dump(), *how,
                hashlib.sha256(det_path.read_bytes()).hexdigest())
     cpath = cache_dir() / f"genki-{key}.npz"
     cached = _load_cache(cpath) if use_cache else None
     if cached is not None:
         return GenkiSet(cached["x"], smile, cached["found"].astype(bool), files)
-    det = FaceDetector(DetectorOptions(model_path=det_path, score_threshold=score_threshold, min_face_px=0.0))
+    det = FaceDetector(opts)
     shape = (spec.input_size, spec.input_size) + ((spec.channels,) if spec.channels > 1 else ())
     x = np.zeros((len(files),) + shape, np.uint8)
     found = np.zeros(len(files), bool)

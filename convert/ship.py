@@ -36,7 +36,7 @@ def representative_crops(record: dict[str, Any], n_fer: int = 400, n_genki: int 
     idx = np.concatenate([rng.permutation(np.nonzero(train.y == c)[0])[:per] for c in range(7)])
     parts = [train.x[idx]]
     if record["data"].get("genki") and n_genki:
-        g = load_genki(record["data"]["genki"], spec)
+        g = load_genki(record["data"]["genki"], spec, detector=record["data"].get("genki_detector") or "video")
         ok = np.nonzero(~genki_split(g.files, record["data"]["genki_test_fraction"]) & g.found)[0]
         parts.append(g.x[rng.permutation(ok)[:n_genki]])
     return np.concatenate(parts)

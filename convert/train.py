@@ -90,6 +90,7 @@ class TrainConfig:
     preprocess: PreprocessSpec
     genki: Path | None = None
     genki_test_fraction: float = 0.3
+    genki_detector: str = "video"  # convert.datasets.GENKI_DETECTORS: find GENKI faces as the daemon or as analyze
     workdir: Path | None = None
     seed: int = 1234
     resume: bool = False
@@ -399,7 +400,7 @@ def load_training_data(cfg: TrainConfig) -> dict[str, Any]:
     val = load_class_folders(val_dir, cfg.preprocess) if val_dir else None
     out: dict[str, Any] = {"train": train, "val": val, "genki_train": None, "genki_test": None}
     if cfg.genki:
-        g = load_genki(cfg.genki, cfg.preprocess)
+        g = load_genki(cfg.genki, cfg.preprocess, detector=cfg.genki_detector)
         test = genki_split(g.files, cfg.genki_test_fraction)
         out["genki_train"] = g.subset(np.nonzero(~test & g.found)[0])
         out["genki_test"] = g.subset(np.nonzero(test)[0])
@@ -483,6 +484,7 @@ def _train(cfg: TrainConfig, progress: Callable[[EpochResult], None] | None) -> 
             "genki": str(cfg.genki) if cfg.genki else None,
             "genki_train_photos": len(gk.files) if gk else 0,
             "genki_test_fraction": cfg.genki_test_fraction if cfg.genki else None,
+            "genki_detector": cfg.genki_detector if cfg.genki else None,
             "max_train": cfg.max_train or None,
         },
         "precision": precision,
@@ -661,7 +663,8 @@ def _load_teacher(d: Distillation, model, n_classes: int):
 
 
 def resume_differences(saved: dict[str, Any], record: dict[str, Any]) -> list[str]:
-    """What keeps a run from resuming: each training setting (recipe field, seed, teacher, photo crop geometry) that
+    """What keeps a run from resuming: each training setting (recipe field, seed, teacher, photo crop geometry and
+    detector setting) that
     differs between the saved ``state.json`` and this run's record, as ``"name: saved X, now Y"``; empty when it may
     resume. The SWA phase's settings may change until the run has entered it."""
     old, new = _training_part(saved.get("recipe")) or {}, _training_part(record.get("recipe")) or {}
@@ -674,6 +677,12 @@ def resume_differences(saved: dict[str, Any], record: dict[str, Any]) -> list[st
              for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k) and k not in free]
     diffs += [f"{k}: saved {saved.get(k)!r}, now {record.get(k)!r}"
               for k in ("seed", "distill") if saved.get(k) != record.get(k)]
+    # Runs saved before the setting existed found GENKI faces the video way.
+    saved_data = saved.get("data") or {}
+    gd_old = saved_data.get("genki_detector", "video" if saved_data.get("genki") else None)
+    gd_new = (record.get("data") or {}).get("genki_detector")
+    if gd_old != gd_new:
+        diffs.append(f"data.genki_detector: saved {gd_old!r}, now {gd_new!r}")
     # GENKI crops made another way (margin, shift, alignment) are other training data. Fields added to the spec
     # since a run was saved compare at their defaults; a run saved without a spec is not checked.
     if saved.get("preprocess") is not None and record.get("preprocess") is not None:

@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-smoothing", type=float, help="override the recipe's label smoothing")
     parser.add_argument("--genki-weight", type=float, metavar="W",
                         help="loss weight of a GENKI photo relative to a FER image (edgenet: 2)")
+    parser.add_argument("--genki-detector", choices=["video", "photo"], default="video",
+                        help="find GENKI faces as the daemon does on video (score 0.5, the default) or as analyze does "
+                        "on photos and the held-out GENKI figure is scored (score 0.6, zoom on a miss)")
     parser.add_argument("--dropout", type=float, help="override the recipe's dropout before the logits")
     parser.add_argument("--spatial-dropout", type=float, help="override the recipe's SpatialDropout2D rate")
     parser.add_argument("--erase", type=float, metavar="P",
@@ -138,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     spec = PreprocessSpec(input_size=recipe.input_size, color="gray", scale="zero_one",
                           margin=args.margin, shift_y=args.shift_y, align=args.align)
     cfg = TrainConfig(data=args.data, out=args.out, recipe=recipe, preprocess=spec, genki=args.genki,
+                      genki_detector=args.genki_detector,
                       workdir=args.workdir, seed=args.seed, resume=args.resume, threads=args.threads,
                       max_train=args.max_train, precision=args.precision, init_from=args.init_from,
                       val_every=args.val_every,

@@ -824,3 +824,31 @@ def test_peer_heads_come_from_the_cli(monkeypatch, tmp_path):
 
     with pytest.raises(ConfigError, match="need --peer-heads"):
         run(parser.parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "m.keras"), "--peer-alpha", "0.7"]))
+
+
+def test_genki_detector_setting_reaches_training_and_blocks_a_mixed_resume(monkeypatch, tmp_path):
+    """``train --genki-detector photo`` reaches TrainConfig; a run saved before the setting existed found GENKI faces
+    the video way, so it resumes with the default and not with ``photo``."""
+    import argparse
+
+    import convert.train
+    from convert.commands.train import add_arguments, run
+    from convert.train import resume_differences
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    seen = []
+    monkeypatch.setattr(convert.train, "train", lambda cfg, progress: seen.append(cfg.genki_detector) or {"best": None})
+    for extra in ([], ["--genki-detector", "photo"]):
+        assert run(parser.parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "m.keras"), *extra])) == 0
+    assert seen == ["video", "photo"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--data", ".", "--out", "m.keras", "--genki-detector", "zoom"])
+
+    base = {"recipe": None, "seed": 1, "distill": None}
+    older = {**base, "data": {"genki": "g"}}  # saved before the setting existed
+    assert resume_differences(older, {**base, "data": {"genki": "g", "genki_detector": "video"}}) == []
+    assert resume_differences(older, {**base, "data": {"genki": "g", "genki_detector": "photo"}}) == [
+        "data.genki_detector: saved 'video', now 'photo'"]
+    assert resume_differences({**base, "data": {"genki": None}}, {**base, "data": {"genki": None,
+                                                                                  "genki_detector": None}}) == []
