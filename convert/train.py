@@ -664,9 +664,8 @@ def _load_teacher(d: Distillation, model, n_classes: int):
 
 def resume_differences(saved: dict[str, Any], record: dict[str, Any]) -> list[str]:
     """What keeps a run from resuming: each training setting (recipe field, seed, teacher, photo crop geometry and
-    detector setting) that
-    differs between the saved ``state.json`` and this run's record, as ``"name: saved X, now Y"``; empty when it may
-    resume. The SWA phase's settings may change until the run has entered it."""
+    GENKI detector setting) that differs between the saved ``state.json`` and this run's record, as ``"name: saved
+    X, now Y"``; empty when it may resume. The SWA phase's settings may change until the run has entered it."""
     old, new = _training_part(saved.get("recipe")) or {}, _training_part(record.get("recipe")) or {}
     free: tuple[str, ...] = ()
     if len(saved.get("history") or []) <= int(old.get("epochs") or 0):

@@ -7,8 +7,8 @@
 For each figure: how many items each bundle gets right, how many only A or only B gets right, and the exact
 McNemar p-value of that split (convert/paired.py). ``--genki-train`` adds GENKI's training split: how hard each
 bundle fits the photos it trained on, beside how well it does on the held-out ones. A small p says these two
-models differ; it does not say their recipes do (seeds alone can differ that much: compare several seeds of each recipe). Runs on the
-device runtime, no TensorFlow. Exit status 0, or 2 with a message when a bundle or the data cannot be read.
+models differ; it does not say their recipes do (seeds alone can differ that much: compare several seeds of each
+recipe). Runs on the device runtime, no TensorFlow. Exit status 0, or 2 with a message when a bundle or the data cannot be read.
 """
 
 from __future__ import annotations
