@@ -18,7 +18,7 @@ import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
@@ -212,8 +212,8 @@ def load_genki(
     opts = (still_image_options(det_path) if detector == "photo"
             else DetectorOptions(model_path=det_path, score_threshold=score_threshold, min_face_px=0.0))
     # The video setting keeps its original key, so caches made before the photo setting existed stay valid.
-    how: tuple = (score_threshold,) if detector == "video" else ("photo", opts.score_threshold, opts.zoom_on_miss,
-                                                                 opts.min_face_px, opts.max_inside)
+    how: tuple = (score_threshold,) if detector == "video" else (
+        "photo", {k: v for k, v in asdict(opts).items() if k != "model_path"})  # the model goes in by its sha256
     key = _key(_CACHE_VERSION, "genki", str(root.resolve()), files, spec.model_dump(), *how,
                hashlib.sha256(det_path.read_bytes()).hexdigest())
     cpath = cache_dir() / f"genki-{key}.npz"

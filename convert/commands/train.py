@@ -14,6 +14,7 @@ DEFAULT_SHIFT_Y = -0.1
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # Keep this cheap: no TensorFlow import here.
+    from convert.datasets import GENKI_DETECTORS
     from convert.recipes import DEFAULT_RECIPE, RECIPES
 
     parser.add_argument("--data", required=True, type=Path,
@@ -38,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-smoothing", type=float, help="override the recipe's label smoothing")
     parser.add_argument("--genki-weight", type=float, metavar="W",
                         help="loss weight of a GENKI photo relative to a FER image (edgenet: 2)")
-    parser.add_argument("--genki-detector", choices=["video", "photo"], default="video",
+    parser.add_argument("--genki-detector", choices=GENKI_DETECTORS, default=GENKI_DETECTORS[0],
                         help="find GENKI faces as the daemon does on video (score 0.5, the default) or as analyze does "
                         "on photos and the held-out GENKI figure is scored (score 0.6, zoom on a miss)")
     parser.add_argument("--dropout", type=float, help="override the recipe's dropout before the logits")
