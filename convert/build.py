@@ -278,8 +278,11 @@ def _fit_confidence(deployed: Artifact, data: Any, spec: PreprocessSpec, output:
     calibration, conf = fit_confidence(raw, output, data, labels, opts.abstain_rate, opts.seed)
     if conf is not None:
         # What the device reports: valence from temperature-scaled probabilities.
-        with_t = score(to_probabilities(raw, output, calibration.temperature), data, labels)
+        with_t = score(to_probabilities(raw, output, calibration.temperature), data, labels,
+                       calibration.abstain_threshold)
         conf["deployed_valence_accuracy_with_temperature"] = with_t.valence_accuracy
+        if with_t.smile_accuracy is not None:  # positive vs not, "positive" as published (abstain applied)
+            conf["deployed_smile_accuracy"] = with_t.smile_accuracy
     return calibration, conf
 
 

@@ -185,30 +185,48 @@ def predictions(probs: np.ndarray, data: EvalData, labelset: LabelSet) -> tuple[
     return pred_cls, pred_val
 
 
-def correct_per_sample(probs: np.ndarray, data: EvalData, labelset: LabelSet) -> dict[str, np.ndarray]:
+def published_positive(probs: np.ndarray, data: EvalData, labelset: LabelSet, abstain: float = 0.0) -> np.ndarray:
+    """Per sample: would the device publish "positive"? The top valence is positive and its probability is at
+    or above ``abstain`` (``edge.classifier.make_prediction``; under it the label is ``uncertain``). False for a
+    missed face. ``abstain=0`` is the plain top valence (a model before its bundle's threshold is fitted)."""
+    out = np.zeros(data.n, bool)
+    if len(probs):
+        val = probs @ valence_matrix(labelset)
+        out[data.face_index] = (val.argmax(1) == VALENCES.index("positive")) & (val.max(1) >= abstain)
+    return out
+
+
+def correct_per_sample(probs: np.ndarray, data: EvalData, labelset: LabelSet,
+                       abstain: float = 0.0) -> dict[str, np.ndarray]:
     """Right / wrong per sample for each figure the labels allow (``class``, ``valence``, ``smile``).
 
     Each array covers the samples that carry that kind of label, in sample order; a missed face is wrong.
+    ``smile`` (positive vs not) counts "positive" as the device publishes it (``published_positive``).
     """
-    return _correct(truth_for(data.labels, labelset), *predictions(probs, data, labelset))
+    return _correct(truth_for(data.labels, labelset), *predictions(probs, data, labelset),
+                    published_positive(probs, data, labelset, abstain))
 
 
-def _correct(truth: Truth, pred_cls: np.ndarray, pred_val: np.ndarray) -> dict[str, np.ndarray]:
+def _correct(truth: Truth, pred_cls: np.ndarray, pred_val: np.ndarray, positive: np.ndarray) -> dict[str, np.ndarray]:
     out = {}
     if (has := truth.cls >= 0).any():
         out["class"] = pred_cls[has] == truth.cls[has]
     if (has := truth.val >= 0).any():
         out["valence"] = pred_val[has] == truth.val[has]
     if (has := truth.smile >= 0).any():
-        out["smile"] = (pred_val[has] == VALENCES.index("positive")) == (truth.smile[has] == 1)
+        out["smile"] = positive[has] == (truth.smile[has] == 1)
     return out
 
 
-def score(probs: np.ndarray, data: EvalData, labelset: LabelSet) -> Scores:
-    """Metrics for face probabilities ``(F, K)`` aligned with ``data.face_index``; missed faces are errors."""
+def score(probs: np.ndarray, data: EvalData, labelset: LabelSet, abstain: float = 0.0) -> Scores:
+    """Metrics for face probabilities ``(F, K)`` aligned with ``data.face_index``; missed faces are errors.
+
+    Class and valence figures take the top probability; the smile figure honours ``abstain`` as the device
+    does (``published_positive``).
+    """
     truth = truth_for(data.labels, labelset)
     pred_cls, pred_val = predictions(probs, data, labelset)
-    right = _correct(truth, pred_cls, pred_val)
+    right = _correct(truth, pred_cls, pred_val, published_positive(probs, data, labelset, abstain))
     k = len(labelset)
     out = Scores(data.n, data.missed, None, None, None)
     has_c = truth.cls >= 0

@@ -18,7 +18,7 @@ def evaluate_bundle(bundle: str | Path, data: list[str], *, cropped: str = "auto
                     threads: int = 1, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Metrics dict: scores (accuracies, recall, confusion), abstain coverage, what was evaluated."""
     m, labels, ev, probs, top = _classify(bundle, data, cropped, limit, threads, progress)
-    s = score(probs, ev, labels)
+    s = score(probs, ev, labels, m.calibration.abstain_threshold)
     return {
         "bundle": m.id,
         "data": ev.source,
@@ -35,7 +35,7 @@ def bundle_correctness(bundle: str | Path, data: list[str], *, cropped: str = "a
                        ) -> tuple[list[str], tuple[str, ...], dict[str, np.ndarray]]:
     """Sample ids, the bundle's classes, and right / wrong per sample for each figure (``correct_per_sample``)."""
     m, labels, ev, probs, _ = _classify(bundle, data, cropped, limit, threads, progress)
-    return ev.ids, tuple(m.classes), correct_per_sample(probs, ev, labels)
+    return ev.ids, tuple(m.classes), correct_per_sample(probs, ev, labels, m.calibration.abstain_threshold)
 
 
 def _classify(bundle: str | Path, data: list[str], cropped: str, limit: int | None, threads: int,

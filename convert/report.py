@@ -142,6 +142,11 @@ def build_sections(bundle: Path, metrics: dict[str, Any], artifacts: list[Any], 
             sec.paragraphs.append(
                 "Valence accuracy of the deployed model as the device computes it (temperature applied, no "
                 f"abstain): {c['deployed_valence_accuracy_with_temperature']:.2f}%.")
+        if c.get("deployed_smile_accuracy") is not None:
+            sec.paragraphs.append(
+                "Positive-vs-not (smile) accuracy of the deployed model as the device publishes it (temperature "
+                f"and abstain threshold applied; `uncertain` is not positive): {c['deployed_smile_accuracy']:.2f}%. "
+                "The artifact table's smile column takes the top valence, before the threshold is fitted.")
         sec.images.append(_reliability_plot(bundle, c))
         out.append(sec)
     return out
