@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from edge.bundle import VALENCES
+from edge.classifier import published_label_index
 from edge.errors import ConfigError
 from edge.preprocess import PreprocessSpec
 
@@ -191,8 +192,8 @@ def published_positive(probs: np.ndarray, data: EvalData, labelset: LabelSet, ab
     missed face. ``abstain=0`` is the plain top valence (a model before its bundle's threshold is fitted)."""
     out = np.zeros(data.n, bool)
     if len(probs):
-        val = probs @ valence_matrix(labelset)
-        out[data.face_index] = (val.argmax(1) == VALENCES.index("positive")) & (val.max(1) >= abstain)
+        out[data.face_index] = published_label_index(probs @ valence_matrix(labelset), abstain) == VALENCES.index(
+            "positive")
     return out
 
 

@@ -90,11 +90,17 @@ class Classifier:
         self.close()
 
 
+def published_label_index(valence: np.ndarray, abstain: float) -> np.ndarray:
+    """Index into ``VALENCES`` of the label the device publishes for valence probabilities ``(..., 3)``: the top
+    one, or -1 (``uncertain``) where its probability is under ``abstain``. The one place that rule lives."""
+    return np.where(valence.max(-1) >= abstain, valence.argmax(-1), -1)
+
+
 def make_prediction(valence: np.ndarray, abstain: float, classes: dict[str, float] | None = None) -> Prediction:
     """Valence probabilities (positive, neutral, negative) -> ``Prediction`` with abstain."""
     top = int(np.argmax(valence))
     score = float(valence[top])
-    label = VALENCES[top] if score >= abstain else UNCERTAIN
+    label = VALENCES[top] if published_label_index(valence, abstain) >= 0 else UNCERTAIN
     return Prediction(
         label=label,
         score=round(score, 4),

@@ -9,7 +9,7 @@ import pytest
 from convert.evaluate import EvalData, correct_per_sample, published_positive, score
 from convert.heldout import is_positive, outcome
 from convert.labels import LabelSet
-from edge.classifier import make_prediction
+from edge.classifier import make_prediction, published_label_index
 
 ABSTAIN = 0.574
 # positive is the top valence but under the threshold: the device says "uncertain"
@@ -24,6 +24,14 @@ def test_label_rule_follows_the_published_label_and_argmax_ignores_the_threshold
     assert not is_positive(split, "label") and is_positive(split, "argmax")
     sure = make_prediction(SURE, ABSTAIN)
     assert sure.label == "positive" and is_positive(sure) and is_positive(sure, "argmax")
+
+
+def test_one_rule_for_the_published_label_in_batches_and_per_face():
+    batch = np.stack([SPLIT, SURE, NOT])
+    assert published_label_index(batch, ABSTAIN).tolist() == [-1, 0, 1]
+    assert published_label_index(batch, 0.0).tolist() == [0, 0, 1]
+    labels = [make_prediction(v, ABSTAIN).label for v in batch]
+    assert labels == ["uncertain", "positive", "neutral"]
 
 
 def test_outcomes_by_rule():
