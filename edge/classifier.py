@@ -98,9 +98,9 @@ def published_label_index(valence: np.ndarray, abstain: float) -> np.ndarray:
 
 def make_prediction(valence: np.ndarray, abstain: float, classes: dict[str, float] | None = None) -> Prediction:
     """Valence probabilities (positive, neutral, negative) -> ``Prediction`` with abstain."""
-    top = int(np.argmax(valence))
-    score = float(valence[top])
-    label = VALENCES[top] if published_label_index(valence, abstain) >= 0 else UNCERTAIN
+    score = float(np.max(valence))
+    published = int(published_label_index(valence, abstain))
+    label = VALENCES[published] if published >= 0 else UNCERTAIN
     return Prediction(
         label=label,
         score=round(score, 4),
