@@ -31,6 +31,20 @@ def fer_needed() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+
+@pytest.fixture
+def few_genki(genki_dir: Path, tmp_path: Path) -> Path:
+    """The first 40 GENKI photos as a GENKI folder in tmp (links, no copies)."""
+    from convert.datasets import read_genki_labels
+
+    lines = (genki_dir / "labels.csv").read_text().splitlines()
+    (tmp_path / "files").mkdir()
+    (tmp_path / "labels.csv").write_text("\n".join(lines[:41]) + "\n")
+    for f, _ in read_genki_labels(tmp_path):
+        (tmp_path / "files" / f).symlink_to(genki_dir / "files" / f)
+    return tmp_path
+
+
 def _train_tiny(k, scale: str, path: Path) -> Path:  # type: ignore[no-untyped-def]
     """Train the tiny CNN for 3 epochs with Keras module ``k`` (tf_keras or keras) and save it to ``path``."""
     k.utils.set_random_seed(0)

@@ -13,17 +13,6 @@ from edge.errors import ConfigError
 from edge.pipeline import Pipeline, PipelineOptions, default_bundle_path
 
 
-@pytest.fixture
-def few_genki(genki_dir: Path, tmp_path: Path) -> Path:
-    """The first 40 GENKI photos as a GENKI folder in tmp (links, no copies)."""
-    lines = (genki_dir / "labels.csv").read_text().splitlines()
-    (tmp_path / "files").mkdir()
-    (tmp_path / "labels.csv").write_text("\n".join(lines[:41]) + "\n")
-    for f, _ in read_genki_labels(tmp_path):
-        (tmp_path / "files" / f).symlink_to(genki_dir / "files" / f)
-    return tmp_path
-
-
 def _device_crops(root: Path, options: PipelineOptions) -> list[np.ndarray | None]:
     with Pipeline.from_bundle(default_bundle_path(), options) as pipe:
         out = []

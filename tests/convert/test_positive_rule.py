@@ -76,7 +76,7 @@ def test_threshold_leaves_the_class_and_valence_figures_alone():
     assert with_t.valence_accuracy == without.valence_accuracy == 100.0
 
 
-def test_heldout_figure_counts_the_labels_emotion_edge_analyze_prints(genki_dir, tmp_path):
+def test_heldout_figure_counts_the_labels_emotion_edge_analyze_prints(few_genki):
     """The reported GENKI figure is what a user sees: ``emotion-edge analyze`` on the same photos gives, per
     photo, the label ``genki_predictions`` counts (first face; no face, no line)."""
     import json
@@ -88,15 +88,12 @@ def test_heldout_figure_counts_the_labels_emotion_edge_analyze_prints(genki_dir,
     from convert.heldout import genki_predictions
     from edge.pipeline import default_bundle_path
 
-    lines = (genki_dir / "labels.csv").read_text().splitlines()
-    (tmp_path / "files").mkdir()
-    (tmp_path / "labels.csv").write_text("\n".join(lines[:41]) + "\n")
-    files = [f for f, _ in read_genki_labels(tmp_path)]
-    for f in files:
-        (tmp_path / "files" / f).symlink_to(genki_dir / "files" / f)
-    ours = genki_predictions(default_bundle_path(), tmp_path, split="all")
-    proc = subprocess.run([sys.executable, "-m", "edge", "analyze", "--json", *[str(tmp_path / "files" / f) for f in files]],
-                          cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300, check=False)
+    files = [f for f, _ in read_genki_labels(few_genki)]
+    ours = genki_predictions(default_bundle_path(), few_genki, split="all")
+    paths = [str(few_genki / "files" / f) for f in files]
+    proc = subprocess.run([sys.executable, "-m", "edge", "analyze", "--json", *paths],
+                          cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300,
+                          check=False)
     assert proc.returncode == 0, proc.stderr
     first: dict[str, str] = {}
     for rec in map(json.loads, proc.stdout.splitlines()):
